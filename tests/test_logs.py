@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import base64
+import io
+import logging
+
+from credly_ops.logs import MASK, RedactingFilter, install_redaction, redact, secret_forms
+
+TOKEN = "tok-abcdef0123456789"
+
+
+def make_logger(name: str) -> tuple[logging.Logger, io.StringIO]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logger = logging.getLogger(name)
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    return logger, stream
+
+
+def test_every_form_of_the_token_is_masked() -> None:
+    basic = base64.b64encode(f"{TOKEN}:".encode()).decode()
+    bare = base64.b64encode(TOKEN.encode()).decode()
+    text = f"token={TOKEN} header=Basic {basic} other={bare}"
+    cleaned = redact(text, secret_forms(TOKEN))
+    assert TOKEN not in cleaned and basic not in cleaned and bare not in cleaned
+    assert cleaned.count(MASK) == 3
+
+
+def test_authorization_headers_are_masked_even_for_unknown_tokens() -> None:
+    cleaned = redact("{'Authorization': 'Basic Zm9vOmJhcg=='}", [])
+    assert "Zm9vOmJhcg==" not in cleaned
+    assert MASK in cleaned
+
+
+def test_filter_masks_messages_arguments_and_tracebacks() -> None:
+    logger, stream = make_logger("credly_ops.test.redaction")
+    install_redaction([TOKEN], logger)
+    logger.info("calling with %s", TOKEN)
+    logger.debug("plain %d", 3)
+    try:
+        raise RuntimeError(f"failed with token {TOKEN}")
+    except RuntimeError:
+        logger.exception("request failed")
+    output = stream.getvalue()
+    assert TOKEN not in output
+    assert "calling with ********" in output
+    assert "plain 3" in output
+    assert "RuntimeError: failed with token ********" in output
+
+
+def test_handler_filter_catches_records_from_other_loggers() -> None:
+    root_logger, stream = make_logger("credly_ops.test.parent")
+    root_logger.propagate = False
+    child = logging.getLogger("credly_ops.test.parent.httpx")
+    child.propagate = True
+    install_redaction([TOKEN], root_logger)
+    child.warning("header Authorization: Basic %s", base64.b64encode(f"{TOKEN}:".encode()).decode())
+    assert TOKEN not in stream.getvalue()
+    assert base64.b64encode(f"{TOKEN}:".encode()).decode() not in stream.getvalue()
+
+
+def test_empty_secret_changes_nothing() -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "hello %s", ("world",), None)
+    assert RedactingFilter([""]).filter(record)
+    assert record.getMessage() == "hello world"

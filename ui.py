@@ -1,0 +1,102 @@
+"""What every page shares: the one workspace per server process, and the sidebar."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import streamlit as st
+
+from credly_ops.config import ConfigError, Settings, load_settings
+from credly_ops.logs import install_redaction
+from credly_ops.store import CacheBusy
+from credly_ops.sync import last_sync, sync
+from credly_ops.timeutil import utcnow
+from credly_ops.workspace import Workspace
+
+
+@st.cache_resource(show_spinner="Starting credly-ops…")
+def workspace() -> Workspace:
+    """One workspace (settings, cache handle, demo emulator) for the whole server process."""
+    settings = load_settings()
+    install_redaction([settings.api_token.get_secret_value()])
+    ws = Workspace(settings)
+    if settings.is_demo:
+        from credly_ops.credly.embedded import ensure_demo_emulator
+
+        ensure_demo_emulator(settings)
+    return ws
+
+
+def settings_or_stop() -> Settings:
+    try:
+        return workspace().settings
+    except ConfigError as exc:
+        st.error(f"credly-ops is not configured correctly: {exc}")
+        st.stop()
+        raise
+
+
+def ago(moment: datetime | None) -> str:
+    if moment is None:
+        return "never"
+    seconds = (utcnow() - moment).total_seconds()
+    if seconds < 90:
+        return "just now"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min ago"
+    if seconds < 172_800:
+        return f"{seconds / 3600:.0f} h ago"
+    return f"{seconds / 86_400:.0f} days ago"
+
+
+def run_sync(ws: Workspace, *, full: bool = False) -> None:
+    bar = st.sidebar.progress(0.0, text="Syncing with Credly…")
+
+    def progress(done: int, message: str, total: int | None = None) -> None:
+        fraction = min(done / total, 1.0) if total else min(0.05 + done / 200_000, 0.95)
+        bar.progress(fraction, text=message)
+
+    try:
+        with ws.client() as client:
+            result = sync(client, ws.store, full=full, actor=ws.settings.actor, progress=progress)
+    except CacheBusy as exc:
+        bar.empty()
+        st.sidebar.error(str(exc))
+        return
+    except Exception as exc:
+        logging.getLogger("credly_ops.app").exception("sync failed")
+        bar.empty()
+        st.sidebar.error(f"Sync failed: {type(exc).__name__}: {exc}")
+        return
+    bar.progress(1.0, text="Sync complete")
+    st.cache_data.clear()
+    st.session_state["last_sync_message"] = (
+        f"Synced: {result.changed:,} changed, {result.badges:,} badges, "
+        f"{result.pages} pages in {result.seconds:.1f} s"
+    )
+
+
+def sidebar(ws: Workspace) -> None:
+    settings = ws.settings
+    with st.sidebar:
+        if settings.is_demo:
+            st.markdown(
+                ":orange-badge[DEMO] &nbsp;Built-in Credly emulator — no real badges are issued."
+            )
+        else:
+            st.markdown(f":blue-badge[{settings.env.value.upper()}]")
+        name = ws.store.get_setting("integration_name") or "Credly integration"
+        st.caption(f"**{name}**  \nOrganization `{settings.org_id}`")
+        info = last_sync(ws.store)
+        when = info["finished_at"] if info else None
+        st.caption(
+            f"Last sync: **{ago(when)}**"
+            + (f" · {info['badges']:,} badges, {info['templates']} templates" if info else "")
+        )
+        if st.button("Sync now", icon=":material/sync:", use_container_width=True):
+            run_sync(ws)
+            st.rerun()
+        message = st.session_state.pop("last_sync_message", None)
+        if message:
+            st.success(message, icon=":material/check_circle:")

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import streamlit as st
 
+from credly_ops.access import LOCAL_ACTOR, Actor
 from credly_ops.config import ConfigError, Settings, load_settings
 from credly_ops.logs import install_redaction
 from credly_ops.store import CacheBusy
@@ -17,15 +18,16 @@ from credly_ops.workspace import Workspace
 
 @st.cache_resource(show_spinner="Starting credly-ops…")
 def workspace() -> Workspace:
-    """One workspace (settings, cache handle, demo emulator) for the whole server process."""
+    """One workspace (settings and cache handle) for the whole server process; the demo
+    emulator starts on first use of Credly (a sync, an issue)."""
     settings = load_settings()
     install_redaction([settings.api_token.get_secret_value()])
-    ws = Workspace(settings)
-    if settings.is_demo:
-        from credly_ops.credly.embedded import ensure_demo_emulator
+    return Workspace(settings)
 
-        ensure_demo_emulator(settings)
-    return ws
+
+def current_actor() -> Actor:
+    """Who is using the app: the signed-in user with their role, or the local user."""
+    return st.session_state.get("actor", LOCAL_ACTOR)
 
 
 def settings_or_stop() -> Settings:
@@ -59,7 +61,7 @@ def run_sync(ws: Workspace, *, full: bool = False) -> None:
 
     try:
         with ws.client() as client:
-            result = sync(client, ws.store, full=full, actor=ws.settings.actor, progress=progress)
+            result = sync(client, ws.store, full=full, actor=current_actor(), progress=progress)
     except CacheBusy as exc:
         bar.empty()
         st.sidebar.error(str(exc))

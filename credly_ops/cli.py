@@ -8,13 +8,17 @@ configuration is unusable.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
+import pkgutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any, TextIO
 
+from credly_ops.access import command_line_actor
 from credly_ops.config import ConfigError, Settings, cli_actor, load_settings
 from credly_ops.credly.errors import CredlyError
 from credly_ops.logs import install_redaction
@@ -22,6 +26,7 @@ from credly_ops.store import CacheBusy
 from credly_ops.workspace import Workspace
 
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
+ACTOR = command_line_actor()
 
 
 class Progress:
@@ -66,7 +71,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     ws = Workspace(_settings(args))
     progress = Progress(sys.stderr, "sync")
     with ws.client() as client:
-        result = sync(client, ws.store, full=args.full, actor=ws.settings.actor, progress=progress)
+        result = sync(client, ws.store, full=args.full, actor=ACTOR, progress=progress)
     progress.close()
     if args.json:
         out = result.as_json()
@@ -110,9 +115,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     recorded = read_world_file(ws.data_dir)
     demo = generate() if recorded is None else generate(recorded[0], seed=recorded[1])
     write_world_file(ws.data_dir, demo.anchor, demo.seed)
-    load_cache(ws.store, demo, actor=settings.actor)
+    load_cache(ws.store, demo, actor=ACTOR)
     with ws.client() as client:
-        result = sync(client, ws.store, full=True, actor=settings.actor)
+        result = sync(client, ws.store, full=True, actor=ACTOR)
     print(
         f"demo world built: {len(demo.completions):,} completions, {len(demo.rules)} badge rules, "
         f"{result.templates} templates and {result.badges:,} badges synced in "
@@ -169,7 +174,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
             print(f"error: {error}", file=sys.stderr)
         print("nothing was saved", file=sys.stderr)
         return EXIT_UNUSABLE
-    replace_rules(ws.store, check.rules, actor=ws.settings.actor, role="admin")
+    replace_rules(ws.store, check.rules, actor=ACTOR)
     print(f"imported {len(check.rules)} badge rules")
     return EXIT_OK
 
@@ -263,7 +268,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Show the configuration, with the token masked, and the last sync.",
     )
     p.set_defaults(func=cmd_status)
+
+    for module in command_modules():
+        module.add_parser(sub)
     return parser
+
+
+def command_modules() -> list[ModuleType]:
+    """Every command module in :mod:`credly_ops.commands`, in name order."""
+    import credly_ops.commands as package
+
+    names = sorted(
+        m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_")
+    )
+    return [importlib.import_module(f"{package.__name__}.{name}") for name in names]
 
 
 def _guarded(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:

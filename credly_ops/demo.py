@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from credly_ops.access import SYSTEM_ACTOR, Actor
 from credly_ops.config import DEMO_API_TOKEN, DEMO_ORG_ID
 from credly_ops.issuance.decide import add_months
 from credly_ops.lms import delete_completions, save_completions
@@ -634,14 +635,15 @@ def seed_world(world: World, demo: DemoWorld | None = None) -> DemoWorld:
     return demo
 
 
-def load_cache(store: Store, demo: DemoWorld, *, actor: str = "system") -> None:
+def load_cache(store: Store, demo: DemoWorld, *, actor: Actor = SYSTEM_ACTOR) -> None:
     """Write the LMS half of the demo (completions and badge rules) into the cache."""
     with store.transaction() as cur:
         delete_completions(cur, source="demo")
         save_completions(cur, demo.completions, source="demo", loaded_at=demo.anchor)
         write_audit(
             cur,
-            actor=actor,
+            actor=actor.name,
+            role=actor.role.value,
             action="demo.build",
             target="cache",
             outcome="ok",

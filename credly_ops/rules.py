@@ -16,6 +16,7 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
+from credly_ops.access import Actor, Permission, require
 from credly_ops.models import BadgeRule, BadgeTemplate, IssueMethod
 from credly_ops.store import Store, from_db_time, to_db_time, write_audit
 from credly_ops.timeutil import parse_credly_time, utcnow
@@ -243,10 +244,9 @@ def load_templates(store: Store) -> dict[str, BadgeTemplate]:
     }
 
 
-def replace_rules(
-    store: Store, rules: Sequence[BadgeRule], *, actor: str, role: str | None = None
-) -> None:
-    """Make ``rules`` the whole rule set, in one unit of work, with an audit row."""
+def replace_rules(store: Store, rules: Sequence[BadgeRule], *, actor: Actor) -> None:
+    """Make ``rules`` the whole rule set (admins only), in one unit of work, with an audit row."""
+    require(actor, Permission.CHANGE_SETTINGS)
     now = to_db_time(utcnow())
     with store.transaction() as cur:
         before = cur.execute("SELECT count(*) FROM badge_rules").fetchone()
@@ -267,13 +267,13 @@ def replace_rules(
                     rule.require_pass,
                     to_db_time(rule.active_from),
                     now,
-                    actor,
+                    actor.name,
                 ],
             )
         write_audit(
             cur,
-            actor=actor,
-            role=role,
+            actor=actor.name,
+            role=actor.role.value,
             action="rules.replace",
             target="badge_rules",
             outcome="ok",

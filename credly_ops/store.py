@@ -30,6 +30,7 @@ from typing import Any
 
 import duckdb
 
+from credly_ops.access import Actor, Permission, require
 from credly_ops.timeutil import as_utc, utcnow
 
 LOCK_RETRIES = 40
@@ -337,18 +338,20 @@ class Store:
             row = cur.execute("SELECT value FROM settings WHERE key = ?", [key]).fetchone()
         return default if row is None else row[0]
 
-    def set_setting(self, key: str, value: str, *, actor: str, role: str | None = None) -> None:
+    def set_setting(self, key: str, value: str, *, actor: Actor) -> None:
+        """Change one setting (admins only), with an audit row saying who, from what, to what."""
+        require(actor, Permission.CHANGE_SETTINGS)
         with self.transaction() as cur:
             old = cur.execute("SELECT value FROM settings WHERE key = ?", [key]).fetchone()
             cur.execute(
                 "INSERT OR REPLACE INTO settings (key, value, updated_at, updated_by) "
                 "VALUES (?, ?, ?, ?)",
-                [key, value, to_db_time(utcnow()), actor],
+                [key, value, to_db_time(utcnow()), actor.name],
             )
             write_audit(
                 cur,
-                actor=actor,
-                role=role,
+                actor=actor.name,
+                role=actor.role.value,
                 action="setting.change",
                 target=key,
                 outcome="ok",

@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol
 import duckdb
 import pandas as pd
 
+from credly_ops.access import SYSTEM_ACTOR, Actor, Permission, require
 from credly_ops.models import BadgeTemplate, IssuedBadge, normalize_email
 from credly_ops.store import Store, from_db_time, to_db_time, write_audit
 from credly_ops.timeutil import utcnow
@@ -194,11 +195,12 @@ def sync(
     store: Store,
     *,
     full: bool = False,
-    actor: str = "system",
+    actor: Actor = SYSTEM_ACTOR,
     progress: Progress | None = None,
     now: Callable[[], datetime] = utcnow,
 ) -> SyncResult:
     """Bring the cache up to date with Credly; records the sync, a snapshot and an audit row."""
+    require(actor, Permission.SYNC)
     started = time.perf_counter()
     started_at = now()
     previous = last_sync(store)
@@ -235,7 +237,8 @@ def sync(
                 )
                 write_audit(
                     cur,
-                    actor=actor,
+                    actor=actor.name,
+                    role=actor.role.value,
                     action="sync",
                     target=kind,
                     outcome="failed",
@@ -300,7 +303,7 @@ def _finish(
     changed: int,
     pages: int,
     started: float,
-    actor: str,
+    actor: Actor,
 ) -> SyncResult:
     with store.transaction() as cur:
         counts = cur.execute(
@@ -330,7 +333,8 @@ def _finish(
         )
         write_audit(
             cur,
-            actor=actor,
+            actor=actor.name,
+            role=actor.role.value,
             action="sync",
             target=kind,
             outcome="ok",

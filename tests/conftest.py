@@ -63,3 +63,54 @@ def client(emulator: str):
 
     with CredlyClient(base_url=emulator, org_id=config.DEMO_ORG_ID, token=TEST_TOKEN) as c:
         yield c
+
+
+class DemoSite:
+    """The demo world built once per test session: an emulator on loopback and a cache file."""
+
+    def __init__(self, db_path: Path, api_url: str, world, demo) -> None:
+        self.db_path, self.api_url, self.world, self.demo = db_path, api_url, world, demo
+
+    def env(self, monkeypatch: pytest.MonkeyPatch, db_path: Path | None = None) -> None:
+        """Point settings (and so the app) at this demo: its cache file and its emulator."""
+        monkeypatch.setenv("CREDLY_ENV", "demo")
+        monkeypatch.setenv("CREDLY_API_URL", self.api_url)
+        monkeypatch.setenv("CREDLY_OPS_DB", str(db_path or self.db_path))
+
+    def copy_cache(self, target: Path) -> Path:
+        """A private copy of the cache for a test that changes it."""
+        import shutil
+
+        shutil.copyfile(self.db_path, target)
+        return target
+
+
+@pytest.fixture(scope="session")
+def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSite]:
+    """The full demo world (about 30,000 completions, 17,000 badges), synced into a cache.
+
+    Read-only for tests: copy the cache (``demo_site.copy_cache``) before changing it.
+    """
+    from credly_ops.credly.client import CredlyClient
+    from credly_ops.credly.emulator import World, create_app
+    from credly_ops.credly.server import serve_in_thread
+    from credly_ops.demo import generate, load_cache, seed_world
+    from credly_ops.sync import sync
+
+    root = tmp_path_factory.mktemp("demo")
+    demo = generate()
+    world = World()
+    with world.unrecorded():
+        seed_world(world, demo)
+    server = serve_in_thread(create_app(world), host="127.0.0.1", port=0)
+    api_url = f"{server.url}/v1"
+    store = Store(root / "demo.duckdb")
+    load_cache(store, demo)
+    with CredlyClient(
+        base_url=api_url, org_id=config.DEMO_ORG_ID, token=config.DEMO_API_TOKEN
+    ) as client:
+        sync(client, store, full=True)
+    try:
+        yield DemoSite(store.path, api_url, world, demo)
+    finally:
+        server.stop()

@@ -9,7 +9,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from credly_ops.access import Actor, PermissionDenied, Role
 from credly_ops.store import MIGRATIONS, SCHEMA_VERSION, CacheBusy, Store, migrate
+
+ADMIN = Actor("tester", Role.ADMIN)
 
 HOLD_SCRIPT = """
 import sys, time, duckdb
@@ -57,7 +60,7 @@ def test_schema_is_created_and_migrations_are_idempotent(store: Store) -> None:
 
 
 def test_the_file_is_let_go_after_each_unit_of_work(store: Store) -> None:
-    store.set_setting("integration_name", "ACME", actor="tester")
+    store.set_setting("integration_name", "ACME", actor=ADMIN)
     # another process can open the file now that no unit of work is running
     out = subprocess.run(
         [
@@ -79,7 +82,7 @@ def test_a_locked_file_is_waited_for_then_used(store: Store) -> None:
     proc = hold_file(store.path, 0.6)
     patient = Store(store.path, lock_wait=0.1, lock_retries=50)
     started = time.monotonic()
-    patient.set_setting("k", "v", actor="tester")
+    patient.set_setting("k", "v", actor=ADMIN)
     assert time.monotonic() - started >= 0.2
     assert patient.get_setting("k") == "v"
     proc.wait(timeout=10)
@@ -105,7 +108,7 @@ def test_threads_share_one_instance_with_a_cursor_each(store: Store) -> None:
     def work(n: int) -> None:
         try:
             for i in range(20):
-                store.set_setting(f"t{n}", str(i), actor=f"thread-{n}")
+                store.set_setting(f"t{n}", str(i), actor=Actor(f"thread-{n}", Role.ADMIN))
         except BaseException as exc:
             errors.append(exc)
 
@@ -130,7 +133,7 @@ def test_a_failed_transaction_leaves_nothing_behind(store: Store) -> None:
 
 
 def test_setting_changes_are_audited_with_who_and_what(store: Store) -> None:
-    store.set_setting("badges_earned_enabled", "false", actor="ada@example.com", role="admin")
+    store.set_setting("badges_earned_enabled", "false", actor=Actor("ada@example.com", Role.ADMIN))
     with store.session() as cur:
         row = cur.execute(
             "SELECT actor, role, action, target, outcome, detail FROM audit "
@@ -143,3 +146,11 @@ def test_setting_changes_are_audited_with_who_and_what(store: Store) -> None:
 def test_external_access_is_disabled(store: Store) -> None:
     with store.session() as cur, pytest.raises(duckdb.Error):
         cur.execute("SELECT * FROM read_csv('/etc/hostname')").fetchall()
+
+
+@pytest.mark.parametrize("role", [Role.VIEWER, Role.CSM])
+def test_only_admins_change_settings(store: Store, role: Role) -> None:
+    with pytest.raises(PermissionDenied) as info:
+        store.set_setting("badges_earned_enabled", "false", actor=Actor("someone", role))
+    assert f"someone ({role.value}) may not change settings" in str(info.value)
+    assert store.get_setting("badges_earned_enabled") is None

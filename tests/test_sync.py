@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from credly_ops.access import Actor, Role
 from credly_ops.config import DEMO_ORG_ID
 from credly_ops.credly.errors import InvalidToken
 from credly_ops.models import IssueRequest, ReplaceRequest
@@ -44,7 +45,7 @@ def cached(store: Store, sql: str, params: list | None = None) -> list[tuple]:
 
 def test_full_sync_mirrors_templates_and_badges(world, client, store: Store) -> None:
     world.load_badges(DEMO_ORG_ID, badge_records(1_234))
-    result = sync(client, store, full=True, actor="tester")
+    result = sync(client, store, full=True, actor=Actor("tester", Role.VIEWER))
     assert result.kind == "full"
     assert (result.templates, result.badges, result.changed) == (4, 1_234, 1_234)
     assert result.pages >= 2  # one template page and at least one badge page
@@ -139,7 +140,7 @@ def test_a_failed_sync_is_recorded_and_audited(emulator: str, store: Store) -> N
         CredlyClient(base_url=emulator, org_id=DEMO_ORG_ID, token="wrong-token") as bad,
         pytest.raises(InvalidToken),
     ):
-        sync(bad, store, actor="tester")
+        sync(bad, store, actor=Actor("tester", Role.VIEWER))
     assert last_sync(store) is None
     assert cached(store, "SELECT status FROM syncs") == [("failed",)]
     assert cached(store, "SELECT action, outcome FROM audit") == [("sync", "failed")]
@@ -147,7 +148,7 @@ def test_a_failed_sync_is_recorded_and_audited(emulator: str, store: Store) -> N
 
 def test_the_token_never_reaches_the_database(world, client, store: Store) -> None:
     world.load_badges(DEMO_ORG_ID, badge_records(10))
-    sync(client, store, full=True, actor="tester")
+    sync(client, store, full=True, actor=Actor("tester", Role.VIEWER))
     with store.session() as cur:
         tables = [
             r[0] for r in cur.execute("SELECT table_name FROM information_schema.tables").fetchall()

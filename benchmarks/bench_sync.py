@@ -1,0 +1,80 @@
+"""Sync benchmark: a full sync of 100,000 badges, then incremental syncs after 100 changes.
+
+Prints one JSON object.  The baseline, in the same run, is the bare walk of the same
+high-volume pages by the client without writing anything: ``full_vs_walk`` says what writing
+the cache costs on top of reading Credly.  Medians over the repeats.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._emulator_process import EmulatorProcess  # noqa: E402
+from credly_ops.config import DEMO_API_TOKEN, DEMO_ORG_ID  # noqa: E402
+from credly_ops.credly.client import CredlyClient  # noqa: E402
+from credly_ops.store import Store  # noqa: E402
+from credly_ops.sync import sync  # noqa: E402
+
+BADGES = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+CHANGES = 100
+INCREMENTAL_RUNS = 5
+
+
+def main() -> None:
+    with EmulatorProcess(BADGES) as emulator, tempfile.TemporaryDirectory() as tmp:
+        api = f"{emulator.url}/v1"
+        store = Store(Path(tmp) / "bench.duckdb")
+        with CredlyClient(base_url=api, org_id=DEMO_ORG_ID, token=DEMO_API_TOKEN) as client:
+            started = time.perf_counter()
+            walked = sum(len(page) for page in client.high_volume_pages())
+            walk_seconds = time.perf_counter() - started
+
+            full = sync(client, store, full=True)
+
+            incremental = []
+            next_id = 1  # odd ids are pending in the generated world
+            for _ in range(INCREMENTAL_RUNS):
+                for _ in range(CHANGES):
+                    httpx.post(
+                        f"{emulator.url}/_emulator/orgs/{DEMO_ORG_ID}/badges/b-{next_id:07d}/accept",
+                        timeout=10,
+                    ).raise_for_status()
+                    next_id += 2
+                incremental.append(sync(client, store))
+    print(
+        json.dumps(
+            {
+                "benchmark": "sync",
+                "badges": BADGES,
+                "walk_badges": walked,
+                "walk_seconds": round(walk_seconds, 3),
+                "full_seconds": round(full.seconds, 3),
+                "full_pages": full.pages,
+                "full_badges": full.badges,
+                "full_vs_walk": round(full.seconds / walk_seconds, 2),
+                "incremental_changes": CHANGES,
+                "incremental_runs": INCREMENTAL_RUNS,
+                "incremental_median_seconds": round(
+                    statistics.median(r.seconds for r in incremental), 3
+                ),
+                "incremental_max_pages": max(r.pages for r in incremental),
+                "incremental_changed": [r.changed for r in incremental],
+                "incremental_vs_full": round(
+                    statistics.median(r.seconds for r in incremental) / full.seconds, 4
+                ),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

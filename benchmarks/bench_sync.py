@@ -18,11 +18,11 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._emulator_process import EmulatorProcess  # noqa: E402
-from credly_ops.config import DEMO_API_TOKEN, DEMO_ORG_ID  # noqa: E402
-from credly_ops.credly.client import CredlyClient  # noqa: E402
-from credly_ops.store import Store  # noqa: E402
-from credly_ops.sync import sync  # noqa: E402
+from benchmarks._emulator_process import EmulatorProcess
+from credly_ops.config import DEMO_API_TOKEN, DEMO_ORG_ID
+from credly_ops.credly.client import CredlyClient
+from credly_ops.store import Store
+from credly_ops.sync import sync
 
 BADGES = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
 CHANGES = 100

@@ -115,13 +115,17 @@ def test_revoke_needs_a_reason_and_hides_nothing(client: CredlyClient) -> None:
 
 
 def test_auth_failures_are_typed(emulator: str, world) -> None:
-    with CredlyClient(base_url=emulator, org_id=DEMO_ORG_ID, token="nope") as bad:
-        with pytest.raises(InvalidToken):
-            bad.list_templates()
+    with (
+        CredlyClient(base_url=emulator, org_id=DEMO_ORG_ID, token="nope") as bad,
+        pytest.raises(InvalidToken),
+    ):
+        bad.list_templates()
     world.add_org("other-org", "Other", "other-token")
-    with CredlyClient(base_url=emulator, org_id=DEMO_ORG_ID, token="other-token") as other:
-        with pytest.raises(Forbidden):
-            other.list_templates()
+    with (
+        CredlyClient(base_url=emulator, org_id=DEMO_ORG_ID, token="other-token") as other,
+        pytest.raises(Forbidden),
+    ):
+        other.list_templates()
 
 
 def test_unknown_badge_is_not_found(client: CredlyClient) -> None:

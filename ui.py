@@ -10,7 +10,7 @@ import streamlit as st
 from credly_ops.access import LOCAL_ACTOR, Actor
 from credly_ops.config import ConfigError, Settings, load_settings
 from credly_ops.logs import install_redaction
-from credly_ops.store import CacheBusy
+from credly_ops.store import SETTING_INTEGRATION_NAME, CacheBusy
 from credly_ops.sync import last_sync, sync
 from credly_ops.timeutil import utcnow
 from credly_ops.workspace import Workspace
@@ -53,6 +53,7 @@ def ago(moment: datetime | None) -> str:
 
 
 def run_sync(ws: Workspace, *, full: bool = False) -> None:
+    """Sync with a progress bar; the outcome is kept for the next run of the script to show."""
     bar = st.sidebar.progress(0.0, text="Syncing with Credly…")
 
     def progress(done: int, message: str, total: int | None = None) -> None:
@@ -63,20 +64,19 @@ def run_sync(ws: Workspace, *, full: bool = False) -> None:
         with ws.client() as client:
             result = sync(client, ws.store, full=full, actor=current_actor(), progress=progress)
     except CacheBusy as exc:
-        bar.empty()
-        st.sidebar.error(str(exc))
-        return
+        st.session_state["sync_outcome"] = ("error", str(exc))
     except Exception as exc:
         logging.getLogger("credly_ops.app").exception("sync failed")
+        st.session_state["sync_outcome"] = ("error", f"Sync failed: {type(exc).__name__}: {exc}")
+    else:
+        st.cache_data.clear()
+        st.session_state["sync_outcome"] = (
+            "success",
+            f"Synced: {result.changed:,} changed, {result.badges:,} badges, "
+            f"{result.pages} pages in {result.seconds:.1f} s",
+        )
+    finally:
         bar.empty()
-        st.sidebar.error(f"Sync failed: {type(exc).__name__}: {exc}")
-        return
-    bar.progress(1.0, text="Sync complete")
-    st.cache_data.clear()
-    st.session_state["last_sync_message"] = (
-        f"Synced: {result.changed:,} changed, {result.badges:,} badges, "
-        f"{result.pages} pages in {result.seconds:.1f} s"
-    )
 
 
 def sidebar(ws: Workspace) -> None:
@@ -88,17 +88,19 @@ def sidebar(ws: Workspace) -> None:
             )
         else:
             st.markdown(f":blue-badge[{settings.env.value.upper()}]")
-        name = ws.store.get_setting("integration_name") or "Credly integration"
-        st.caption(f"**{name}**  \nOrganization `{settings.org_id}`")
+        status = st.container()  # filled after a sync the click below may run
+        if st.button("Sync now", icon=":material/sync:", use_container_width=True):
+            run_sync(ws)
+        name = ws.store.get_setting(SETTING_INTEGRATION_NAME) or "Credly integration"
         info = last_sync(ws.store)
         when = info["finished_at"] if info else None
-        st.caption(
+        status.caption(f"**{name}**  \nOrganization `{settings.org_id}`")
+        status.caption(
             f"Last sync: **{ago(when)}**"
             + (f" · {info['badges']:,} badges, {info['templates']} templates" if info else "")
         )
-        if st.button("Sync now", icon=":material/sync:", use_container_width=True):
-            run_sync(ws)
-            st.rerun()
-        message = st.session_state.pop("last_sync_message", None)
-        if message:
-            st.success(message, icon=":material/check_circle:")
+        outcome = st.session_state.pop("sync_outcome", None)
+        if outcome and outcome[0] == "success":
+            st.success(outcome[1], icon=":material/check_circle:")
+        elif outcome:
+            st.error(outcome[1], icon=":material/error:")

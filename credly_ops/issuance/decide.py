@@ -1,0 +1,422 @@
+"""What the engine does with one completion: a pure function from plain values to a value.
+
+``decide()`` applies the issuing rules of the domain in this order, and the first that
+answers wins:
+
+1. invalid input ........................ ``invalid``: bad_email, bad_date, no_course,
+                                           future_date
+2. no rule for the course ............... ``skip / no_rule``
+3. failed, and the rule requires a pass . ``skip / not_passed``
+9. before the rule's ``active_from`` .... automatic mode: ``skip / before_active_from``;
+                                           bulk mode: carries on, flagged ``backfill``
+4. template not active .................. ``skip / template_inactive``
+5. a live badge already carries this
+   completion (same email, template and
+   issued_at = completed_at, to the second) ``skip / already_issued``
+6. the rule's method, where a *live* badge is ``pending`` or ``accepted``:
+   ``issue``            no live badge → ``issue / new_badge``; live badge and the template
+                        allows duplicates → ``issue / retake``; else ``skip / already_has_badge``
+   ``update``           live badge → ``update / renewal``; else ``skip / no_existing_badge``
+   ``issue_or_update``  live badge → ``update / renewal``; else ``issue / new_badge``
+   An update whose live badge already lasts as long as the new ``expires_at`` would make it
+   (the same moment to the second, a later one, or no expiry at all) is
+   ``skip / already_up_to_date``. Equal expiries make a re-run of a file a no-op; "or later"
+   keeps a re-run of a file holding several renewals, or an older completion arriving after a
+   newer one, from replacing a badge again with a shorter life.
+10. an issue for a student with no live badge but a *rejected* one of this template is
+   ``skip / previously_rejected``, unless the caller opts in (``include_rejected``): then it is
+   issued with the flag ``previously_rejected``.
+
+Rule 9 sits between 3 and 4 because it is part of what makes a completion *eligible* (rule,
+pass, at or after ``active_from``), the same three gates the funnel counts. An issue that
+would send a badge without a first or last name is ``invalid / missing_name``: Credly refuses
+such a badge, so nothing is sent. An expiration duration that runs past the calendar is
+``skip / expiry_out_of_range``.
+
+Dates: an issued badge carries ``issued_at`` = completed_at (never "now": a backfill carries
+the real date) and, when the rule has a duration, ``expires_at`` = completed_at + months (the
+day clamped to the month's end: Jan 31 + 1 month = Feb 28/29) + days. An update keeps the
+original badge's ``issued_at`` and takes its new ``expires_at`` from the new completion, so
+``Decision.issued_at`` is the ``issued_at`` the resulting badge carries on Credly.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Literal, Protocol
+
+from credly_ops.models import (
+    LIVE_STATES,
+    BadgeRule,
+    BadgeState,
+    BadgeTemplate,
+    Completion,
+    IssuedBadge,
+    IssueMethod,
+    SuccessStatus,
+    normalize_email,
+)
+from credly_ops.timeutil import as_utc
+
+Outcome = Literal["issue", "update", "skip", "invalid"]
+Mode = Literal["bulk", "automatic"]
+
+OUTCOMES: tuple[Outcome, ...] = ("issue", "update", "skip", "invalid")
+
+#: flag: a bulk upload issues for a completion before the rule's ``active_from``
+FLAG_BACKFILL = "backfill"
+#: flag: the student rejected a badge of this template before; issued because the caller opted in
+FLAG_PREVIOUSLY_REJECTED = "previously_rejected"
+
+FLAGS: frozenset[str] = frozenset({FLAG_BACKFILL, FLAG_PREVIOUSLY_REJECTED})
+
+INVALID_REASONS: frozenset[str] = frozenset(
+    {"bad_email", "bad_date", "no_course", "future_date", "missing_name"}
+)
+SKIP_REASONS: frozenset[str] = frozenset(
+    {
+        "no_rule",
+        "ambiguous_course_title",
+        "not_passed",
+        "before_active_from",
+        "template_inactive",
+        "already_issued",
+        "already_has_badge",
+        "no_existing_badge",
+        "already_up_to_date",
+        "duplicate_row",
+        "previously_rejected",
+        "expiry_out_of_range",
+    }
+)
+ISSUE_REASONS: frozenset[str] = frozenset({"new_badge", "retake"})
+UPDATE_REASONS: frozenset[str] = frozenset({"renewal"})
+
+# Deliberately plain: one "@", no whitespace, a dot in the domain. Credly is the final judge.
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+class BadgeView(Protocol):
+    """What the rules read from a badge; ``IssuedBadge`` and a plan's simulated badges fit."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def issued_at(self) -> datetime: ...
+
+    @property
+    def expires_at(self) -> datetime | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The engine's answer for one completion.
+
+    ``target_badge_id`` is the live badge an update replaces. ``matched_badge_id`` is the badge
+    that made the decision a skip: the badge that already carries this completion
+    (``already_issued``), the live badge that blocks a second one (``already_has_badge``) or
+    already has the expiry (``already_up_to_date``), or the rejected one
+    (``previously_rejected``).
+    """
+
+    outcome: Outcome
+    reason: str
+    flags: frozenset[str] = field(default_factory=frozenset)
+    issued_at: datetime | None = None
+    expires_at: datetime | None = None
+    target_badge_id: str | None = None
+    matched_badge_id: str | None = None
+
+    @property
+    def sends(self) -> bool:
+        """Whether this decision makes a call to Credly."""
+        return self.outcome in ("issue", "update")
+
+
+# Hot-path constants: decide() runs once per row of uploads of 100,000 rows.
+_FAILED = SuccessStatus.FAILED.value
+_UPDATE = IssueMethod.UPDATE.value
+_UPDATING_METHODS = frozenset({IssueMethod.UPDATE.value, IssueMethod.ISSUE_OR_UPDATE.value})
+_REJECTED = BadgeState.REJECTED.value
+_NO_FLAGS: frozenset[str] = frozenset()
+_BACKFILL = frozenset({FLAG_BACKFILL})
+_PREVIOUSLY_REJECTED = frozenset({FLAG_PREVIOUSLY_REJECTED})
+
+#: the skips that name no badge, made once: a decision is an immutable value
+_PLAIN_SKIPS: dict[str, Decision] = {
+    reason: Decision(outcome="skip", reason=reason) for reason in SKIP_REASONS
+}
+
+
+def _utc(moment: datetime) -> datetime:
+    """``as_utc`` without the work when the value is UTC already (the common case)."""
+    return moment if moment.tzinfo is UTC else as_utc(moment)
+
+
+def to_second(moment: datetime) -> datetime:
+    """``moment`` in UTC with the microseconds dropped: the precision the rules compare at."""
+    moment = _utc(moment)
+    return moment.replace(microsecond=0) if moment.microsecond else moment
+
+
+_DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _days_in_month(year: int, month: int) -> int:
+    if month == 2 and calendar.isleap(year):
+        return 29
+    return _DAYS_IN_MONTH[month - 1]
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """``moment`` plus whole calendar months, the day clamped to the target month's end.
+
+    Jan 31 + 1 month is Feb 29 in a leap year and Feb 28 otherwise. Raises ``ValueError`` when
+    the result falls outside the years a ``datetime`` can hold.
+    """
+    if not months:
+        return moment
+    index = moment.month - 1 + months
+    year = moment.year + index // 12
+    month = index % 12 + 1
+    if not 1 <= year <= 9999:
+        raise ValueError(f"year {year} is out of range")
+    return moment.replace(year=year, month=month, day=min(moment.day, _days_in_month(year, month)))
+
+
+def compute_expires_at(completed_at: datetime, rule: BadgeRule) -> datetime | None:
+    """``completed_at`` + the rule's months + days, or ``None`` when the rule has no duration.
+
+    Raises ``ValueError`` when the result does not fit in a ``datetime``.
+    """
+    if not rule.has_expiration:
+        return None
+    moment = add_months(_utc(completed_at), rule.expiration_months)
+    if not rule.expiration_days:
+        return moment
+    try:
+        return moment + timedelta(days=rule.expiration_days)
+    except OverflowError as exc:
+        raise ValueError("expiry is out of range") from exc
+
+
+def same_second(a: datetime | None, b: datetime | None) -> bool:
+    """Equal to the second in UTC; two missing values are equal, one missing is not."""
+    if a is None or b is None:
+        return a is None and b is None
+    return to_second(a) == to_second(b)
+
+
+def lasts_at_least(current: datetime | None, new: datetime | None) -> bool:
+    """Whether a badge expiring at ``current`` already lasts until ``new`` (to the second).
+
+    ``None`` means "never expires", later than any moment.
+    """
+    if current is None:
+        return True
+    if new is None:
+        return False
+    return to_second(current) >= to_second(new)
+
+
+def invalid_reason(completion: Completion, *, now: datetime) -> str | None:
+    """Why a completion cannot be used at all (rule 1), or ``None`` when it can."""
+    if not isinstance(completion.email, str) or not _EMAIL.fullmatch(completion.email.strip()):
+        return "bad_email"
+    completed_at = completion.completed_at
+    if not isinstance(completed_at, datetime):
+        return "bad_date"
+    if not (completion.course_id or "").strip() and not (completion.course_title or "").strip():
+        return "no_course"
+    if _utc(completed_at) > _utc(now):
+        return "future_date"
+    return None
+
+
+def _skip(reason: str, *, matched: str | None = None) -> Decision:
+    if matched is None:
+        return _PLAIN_SKIPS[reason]
+    return Decision(outcome="skip", reason=reason, matched_badge_id=matched)
+
+
+def _order(badge: BadgeView) -> tuple[datetime, str]:
+    """Which of two badges is the later: issued_at, then id."""
+    return (_utc(badge.issued_at), badge.id)
+
+
+class BadgePool:
+    """One student's badges of one template, indexed for the rules.
+
+    Only two kinds of badge matter to the rules: live ones (pending, accepted), found by the
+    second they were issued at and by which is the latest, and the latest rejected one.
+    Revoked and replaced badges never block, never flag and are not kept. Every look-up is
+    O(1) (ties within one second aside), so a student with thousands of retakes in one upload
+    costs no more per row than one with a single completion.
+    """
+
+    __slots__ = ("_live", "_rejected", "_top")
+
+    def __init__(self, badges: Iterable[BadgeView] = ()) -> None:
+        self._live: dict[datetime, list[BadgeView]] = {}
+        self._top: datetime | None = None
+        self._rejected: BadgeView | None = None
+        for badge in badges:
+            self.add(badge)
+
+    def add(self, badge: BadgeView) -> None:
+        if badge.state in LIVE_STATES:
+            second = to_second(badge.issued_at)
+            self._live.setdefault(second, []).append(badge)
+            if self._top is None or second > self._top:
+                self._top = second
+        elif badge.state == _REJECTED and (
+            self._rejected is None or _order(badge) > _order(self._rejected)
+        ):
+            self._rejected = badge
+
+    def replace(self, target_id: str, replacement: BadgeView) -> bool:
+        """Put ``replacement`` where the live badge ``target_id`` was; ``False`` if not found.
+
+        A replacement keeps its target's issued_at (that is what Credly's replace does).
+        """
+        second = to_second(replacement.issued_at)
+        bucket = self._live.get(second, [])
+        for position, badge in enumerate(bucket):
+            if badge.id == target_id:
+                bucket[position] = replacement
+                return True
+        return False
+
+    @property
+    def has_live(self) -> bool:
+        return self._top is not None
+
+    def live_at(self, moment: datetime) -> BadgeView | None:
+        """The live badge issued at ``moment`` (to the second), if any."""
+        if not self._live:
+            return None
+        bucket = self._live.get(to_second(moment))
+        return max(bucket, key=_order) if bucket else None
+
+    def latest_live(self) -> BadgeView | None:
+        if self._top is None:
+            return None
+        return max(self._live[self._top], key=_order)
+
+    def latest_rejected(self) -> BadgeView | None:
+        return self._rejected
+
+
+def decide(
+    completion: Completion,
+    rule: BadgeRule | None,
+    template: BadgeTemplate | None,
+    existing: Sequence[IssuedBadge],
+    *,
+    now: datetime,
+    mode: Mode = "bulk",
+    include_rejected: bool = False,
+) -> Decision:
+    """Decide what to do with one completion; see the module docstring for the rules.
+
+    ``existing`` is this student's badges from the organization, any template and any state;
+    only the ones with this completion's email (compared normalized) and the rule's template
+    count. ``now`` is the moment "future" is measured against.
+    """
+    problem = invalid_reason(completion, now=now)
+    if problem is not None:
+        return Decision(outcome="invalid", reason=problem)
+    if rule is None:
+        return _PLAIN_SKIPS["no_rule"]
+    email = completion.email_key
+    pool = BadgePool(
+        b
+        for b in existing
+        if b.template_id == rule.template_id and normalize_email(b.recipient_email) == email
+    )
+    return decide_valid(
+        completion, rule, template, pool, mode=mode, include_rejected=include_rejected
+    )
+
+
+def decide_valid(
+    completion: Completion,
+    rule: BadgeRule,
+    template: BadgeTemplate | None,
+    pool: BadgePool,
+    *,
+    mode: Mode = "bulk",
+    include_rejected: bool = False,
+) -> Decision:
+    """Rules 3 to 10 for a completion that passed rule 1 and has a rule.
+
+    ``pool`` holds this student's badges of the rule's template; the planner keeps one per
+    student and template and applies each planned row to it.
+    """
+    if rule.require_pass and completion.status == _FAILED:
+        return _PLAIN_SKIPS["not_passed"]
+
+    completed_at = _utc(completion.completed_at)
+    flags = _NO_FLAGS
+    if rule.active_from is not None and completed_at < _utc(rule.active_from):
+        if mode == "automatic":
+            return _PLAIN_SKIPS["before_active_from"]
+        flags = _BACKFILL
+
+    if template is None or not template.can_issue:
+        return _PLAIN_SKIPS["template_inactive"]
+
+    same = pool.live_at(completed_at)
+    if same is not None:
+        return _skip("already_issued", matched=same.id)
+
+    latest = pool.latest_live()
+    method = rule.method
+    if latest is not None and method in _UPDATING_METHODS:
+        try:
+            expires_at = compute_expires_at(completed_at, rule)
+        except ValueError:
+            return _PLAIN_SKIPS["expiry_out_of_range"]
+        if lasts_at_least(latest.expires_at, expires_at):
+            return _skip("already_up_to_date", matched=latest.id)
+        return Decision(
+            outcome="update",
+            reason="renewal",
+            flags=flags,
+            issued_at=_utc(latest.issued_at),
+            expires_at=expires_at,
+            target_badge_id=latest.id,
+        )
+    if method == _UPDATE:
+        return _PLAIN_SKIPS["no_existing_badge"]
+
+    # The method issues from here on: ``issue``, or ``issue_or_update`` with no live badge.
+    if latest is not None and not template.allow_duplicate_badges:
+        return _skip("already_has_badge", matched=latest.id)
+    reason = "retake" if latest is not None else "new_badge"
+    rejected = pool.latest_rejected()
+    if latest is None and rejected is not None:
+        if not include_rejected:
+            return _skip("previously_rejected", matched=rejected.id)
+        flags = flags | _PREVIOUSLY_REJECTED
+    if not (completion.first_name or "").strip() or not (completion.last_name or "").strip():
+        return Decision(outcome="invalid", reason="missing_name")
+    try:
+        expires_at = compute_expires_at(completed_at, rule)
+    except ValueError:
+        return _PLAIN_SKIPS["expiry_out_of_range"]
+    return Decision(
+        outcome="issue",
+        reason=reason,
+        flags=flags,
+        issued_at=completed_at,
+        expires_at=expires_at,
+    )

@@ -1,0 +1,746 @@
+"""decide(): one completion, the issuing rules of the domain, one decision."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from credly_ops.credly import errors
+from credly_ops.issuance import (
+    FLAG_BACKFILL,
+    FLAG_PREVIOUSLY_REJECTED,
+    INVALID_REASONS,
+    ISSUE_REASONS,
+    SKIP_REASONS,
+    UPDATE_REASONS,
+    BadgePool,
+    Decision,
+    add_months,
+    compute_expires_at,
+    decide,
+    lasts_at_least,
+    same_second,
+)
+from credly_ops.models import BadgeRule, BadgeTemplate, Completion, IssuedBadge
+from credly_ops.reasons import FLAGS as FLAG_SENTENCES
+from credly_ops.reasons import REASONS, describe, describe_flag
+
+NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
+COMPLETED = datetime(2024, 3, 15, 10, 30, tzinfo=UTC)
+ACTIVE_FROM = datetime(2024, 1, 1, tzinfo=UTC)
+EMAIL = "ada@example.com"
+
+
+def make_completion(**changes: Any) -> Completion:
+    fields: dict[str, Any] = {
+        "email": EMAIL,
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "course_id": "C1",
+        "course_title": "Intro to Engines",
+        "completed_at": COMPLETED,
+        "status": "passed",
+    }
+    fields.update(changes)
+    return Completion(**fields)
+
+
+def make_rule(**changes: Any) -> BadgeRule:
+    fields: dict[str, Any] = {
+        "course_id": "C1",
+        "course_title": "Intro to Engines",
+        "template_id": "T1",
+        "template_name": "Engines",
+        "method": "issue",
+        "expiration_months": 12,
+        "active_from": ACTIVE_FROM,
+    }
+    fields.update(changes)
+    return BadgeRule(**fields)
+
+
+def make_template(**changes: Any) -> BadgeTemplate:
+    fields: dict[str, Any] = {"id": "T1", "name": "Engines", "state": "active"}
+    fields.update(changes)
+    return BadgeTemplate(**fields)
+
+
+def make_badge(
+    badge_id: str = "B1",
+    state: str = "accepted",
+    *,
+    issued_at: datetime = datetime(2023, 1, 10, 9, 0, tzinfo=UTC),
+    expires_at: datetime | None = datetime(2024, 1, 10, 9, 0, tzinfo=UTC),
+    template_id: str = "T1",
+    email: str = EMAIL,
+) -> IssuedBadge:
+    return IssuedBadge(
+        id=badge_id,
+        state=state,
+        recipient_email=email,
+        issued_at=issued_at,
+        expires_at=expires_at,
+        badge_template={"id": template_id, "name": "Engines"},
+    )
+
+
+def run(
+    completion: Completion | None = None,
+    rule: BadgeRule | str | None = "default",
+    template: BadgeTemplate | str | None = "default",
+    existing: list[IssuedBadge] | None = None,
+    **kw: Any,
+) -> Decision:
+    return decide(
+        completion or make_completion(),
+        make_rule() if rule == "default" else rule,  # type: ignore[arg-type]
+        make_template() if template == "default" else template,  # type: ignore[arg-type]
+        existing or [],
+        now=kw.pop("now", NOW),
+        **kw,
+    )
+
+
+# ---------------------------------------------------------------- one case per reason code
+
+SAME_MOMENT_BADGE = make_badge("B9", "pending", issued_at=COMPLETED)
+EXPIRES_NEW = datetime(2025, 3, 15, 10, 30, tzinfo=UTC)
+
+REASON_CASES: list[tuple[str, dict[str, Any], str, str]] = [
+    ("bad_email", {"completion": make_completion(email="ada.example.com")}, "invalid", "bad_email"),
+    (
+        "bad_date",
+        {
+            "completion": Completion.model_construct(
+                email=EMAIL,
+                first_name="Ada",
+                last_name="Lovelace",
+                course_id="C1",
+                course_title="",
+                completed_at="yesterday",  # type: ignore[arg-type]  # what bypassing checks allows
+                status=None,
+                score=None,
+                row=None,
+            )
+        },
+        "invalid",
+        "bad_date",
+    ),
+    (
+        "no_course",
+        {"completion": make_completion(course_id=" ", course_title="")},
+        "invalid",
+        "no_course",
+    ),
+    (
+        "future_date",
+        {"completion": make_completion(completed_at=NOW + timedelta(seconds=1))},
+        "invalid",
+        "future_date",
+    ),
+    (
+        "missing_name",
+        {"completion": make_completion(last_name="  ")},
+        "invalid",
+        "missing_name",
+    ),
+    ("no_rule", {"rule": None}, "skip", "no_rule"),
+    ("not_passed", {"completion": make_completion(status="failed")}, "skip", "not_passed"),
+    (
+        "before_active_from",
+        {
+            "completion": make_completion(completed_at=datetime(2023, 5, 1, tzinfo=UTC)),
+            "mode": "automatic",
+        },
+        "skip",
+        "before_active_from",
+    ),
+    (
+        "template_inactive",
+        {"template": make_template(state="archived")},
+        "skip",
+        "template_inactive",
+    ),
+    ("already_issued", {"existing": [SAME_MOMENT_BADGE]}, "skip", "already_issued"),
+    ("already_has_badge", {"existing": [make_badge()]}, "skip", "already_has_badge"),
+    ("no_existing_badge", {"rule": make_rule(method="update")}, "skip", "no_existing_badge"),
+    (
+        "already_up_to_date",
+        {"rule": make_rule(method="update"), "existing": [make_badge(expires_at=EXPIRES_NEW)]},
+        "skip",
+        "already_up_to_date",
+    ),
+    (
+        "previously_rejected",
+        {"existing": [make_badge(state="rejected")]},
+        "skip",
+        "previously_rejected",
+    ),
+    (
+        "expiry_out_of_range",
+        {"rule": make_rule(expiration_months=12 * 10_000)},
+        "skip",
+        "expiry_out_of_range",
+    ),
+    ("new_badge", {}, "issue", "new_badge"),
+    (
+        "retake",
+        {"template": make_template(allow_duplicate_badges=True), "existing": [make_badge()]},
+        "issue",
+        "retake",
+    ),
+    (
+        "renewal",
+        {"rule": make_rule(method="issue_or_update"), "existing": [make_badge()]},
+        "update",
+        "renewal",
+    ),
+]
+
+#: reasons only a whole upload can produce; test_plan.py covers them
+PLAN_ONLY_REASONS = {"duplicate_row", "ambiguous_course_title"}
+
+
+@pytest.mark.parametrize(
+    ("name", "inputs", "outcome", "reason"), REASON_CASES, ids=[c[0] for c in REASON_CASES]
+)
+def test_each_reason_code(name: str, inputs: dict[str, Any], outcome: str, reason: str) -> None:
+    decision = run(**inputs)
+    assert (decision.outcome, decision.reason) == (outcome, reason)
+
+
+def test_reason_table_covers_every_code() -> None:
+    every = INVALID_REASONS | SKIP_REASONS | ISSUE_REASONS | UPDATE_REASONS
+    assert {c[3] for c in REASON_CASES} == every - PLAN_ONLY_REASONS
+
+
+def test_every_decision_reason_has_a_sentence() -> None:
+    every = INVALID_REASONS | SKIP_REASONS | ISSUE_REASONS | UPDATE_REASONS
+    for code in every:
+        assert code in REASONS
+        assert describe(code) != code
+
+
+# ---------------------------------------------------------------- method x duplicates x state
+
+METHODS = ("issue", "update", "issue_or_update")
+DUPLICATES = (False, True)
+STATES = ("none", "pending", "accepted", "rejected", "revoked", "replaced")
+
+# (method, template allows duplicates, state of the student's one badge) -> (outcome, reason)
+MATRIX: dict[tuple[str, bool, str], tuple[str, str]] = {
+    ("issue", False, "none"): ("issue", "new_badge"),
+    ("issue", False, "pending"): ("skip", "already_has_badge"),
+    ("issue", False, "accepted"): ("skip", "already_has_badge"),
+    ("issue", False, "rejected"): ("skip", "previously_rejected"),
+    ("issue", False, "revoked"): ("issue", "new_badge"),
+    ("issue", False, "replaced"): ("issue", "new_badge"),
+    ("issue", True, "none"): ("issue", "new_badge"),
+    ("issue", True, "pending"): ("issue", "retake"),
+    ("issue", True, "accepted"): ("issue", "retake"),
+    ("issue", True, "rejected"): ("skip", "previously_rejected"),
+    ("issue", True, "revoked"): ("issue", "new_badge"),
+    ("issue", True, "replaced"): ("issue", "new_badge"),
+    ("update", False, "none"): ("skip", "no_existing_badge"),
+    ("update", False, "pending"): ("update", "renewal"),
+    ("update", False, "accepted"): ("update", "renewal"),
+    ("update", False, "rejected"): ("skip", "no_existing_badge"),
+    ("update", False, "revoked"): ("skip", "no_existing_badge"),
+    ("update", False, "replaced"): ("skip", "no_existing_badge"),
+    ("update", True, "none"): ("skip", "no_existing_badge"),
+    ("update", True, "pending"): ("update", "renewal"),
+    ("update", True, "accepted"): ("update", "renewal"),
+    ("update", True, "rejected"): ("skip", "no_existing_badge"),
+    ("update", True, "revoked"): ("skip", "no_existing_badge"),
+    ("update", True, "replaced"): ("skip", "no_existing_badge"),
+    ("issue_or_update", False, "none"): ("issue", "new_badge"),
+    ("issue_or_update", False, "pending"): ("update", "renewal"),
+    ("issue_or_update", False, "accepted"): ("update", "renewal"),
+    ("issue_or_update", False, "rejected"): ("skip", "previously_rejected"),
+    ("issue_or_update", False, "revoked"): ("issue", "new_badge"),
+    ("issue_or_update", False, "replaced"): ("issue", "new_badge"),
+    ("issue_or_update", True, "none"): ("issue", "new_badge"),
+    ("issue_or_update", True, "pending"): ("update", "renewal"),
+    ("issue_or_update", True, "accepted"): ("update", "renewal"),
+    ("issue_or_update", True, "rejected"): ("skip", "previously_rejected"),
+    ("issue_or_update", True, "revoked"): ("issue", "new_badge"),
+    ("issue_or_update", True, "replaced"): ("issue", "new_badge"),
+}
+
+
+def test_matrix_is_complete() -> None:
+    assert set(MATRIX) == set(itertools.product(METHODS, DUPLICATES, STATES))
+
+
+def _matrix_decision(method: str, duplicates: bool, state: str, include_rejected: bool) -> Decision:
+    existing = [] if state == "none" else [make_badge("OLD", state)]
+    return run(
+        rule=make_rule(method=method),
+        template=make_template(allow_duplicate_badges=duplicates),
+        existing=existing,
+        include_rejected=include_rejected,
+    )
+
+
+@pytest.mark.parametrize(("method", "duplicates", "state"), list(MATRIX))
+def test_method_duplicates_state(method: str, duplicates: bool, state: str) -> None:
+    decision = _matrix_decision(method, duplicates, state, include_rejected=False)
+    assert (decision.outcome, decision.reason) == MATRIX[(method, duplicates, state)]
+    if decision.outcome == "update":
+        assert decision.target_badge_id == "OLD"
+        assert decision.issued_at == datetime(2023, 1, 10, 9, 0, tzinfo=UTC)
+        assert decision.expires_at == EXPIRES_NEW
+    elif decision.outcome == "issue":
+        assert decision.target_badge_id is None
+        assert decision.issued_at == COMPLETED
+        assert decision.expires_at == EXPIRES_NEW
+    elif decision.reason in ("already_has_badge", "previously_rejected"):
+        assert decision.matched_badge_id == "OLD"
+
+
+@pytest.mark.parametrize(("method", "duplicates", "state"), list(MATRIX))
+def test_method_duplicates_state_with_rejected_opt_in(
+    method: str, duplicates: bool, state: str
+) -> None:
+    """Opting in turns exactly the previously_rejected skips into flagged issues."""
+    decision = _matrix_decision(method, duplicates, state, include_rejected=True)
+    expected = MATRIX[(method, duplicates, state)]
+    if expected == ("skip", "previously_rejected"):
+        assert (decision.outcome, decision.reason) == ("issue", "new_badge")
+        assert decision.flags == {FLAG_PREVIOUSLY_REJECTED}
+    else:
+        assert (decision.outcome, decision.reason) == expected
+        assert FLAG_PREVIOUSLY_REJECTED not in decision.flags
+
+
+# ---------------------------------------------------------------- order of the checks
+
+
+@pytest.mark.parametrize(
+    ("inputs", "reason"),
+    [
+        ({"completion": make_completion(email="nope"), "rule": None}, "bad_email"),
+        ({"rule": None, "template": None}, "no_rule"),
+        ({"completion": make_completion(status="failed"), "template": None}, "not_passed"),
+        (
+            {
+                "completion": make_completion(completed_at=datetime(2023, 5, 1, tzinfo=UTC)),
+                "template": None,
+                "mode": "automatic",
+            },
+            "before_active_from",
+        ),
+        (
+            {"template": make_template(state="draft"), "existing": [SAME_MOMENT_BADGE]},
+            "template_inactive",
+        ),
+        ({"rule": make_rule(method="update"), "existing": [SAME_MOMENT_BADGE]}, "already_issued"),
+        (
+            {"completion": make_completion(first_name=""), "existing": [make_badge()]},
+            "already_has_badge",
+        ),
+    ],
+)
+def test_checks_run_in_domain_order(inputs: dict[str, Any], reason: str) -> None:
+    assert run(**inputs).reason == reason
+
+
+@pytest.mark.parametrize("state", ["draft", "archived", "something-new"])
+def test_only_active_templates_issue(state: str) -> None:
+    assert run(template=make_template(state=state)).reason == "template_inactive"
+
+
+def test_unknown_template_is_inactive() -> None:
+    assert run(template=None).reason == "template_inactive"
+
+
+# ---------------------------------------------------------------- pass / fail
+
+
+@pytest.mark.parametrize(
+    ("status", "require_pass", "outcome"),
+    [
+        ("passed", True, "issue"),
+        (None, True, "issue"),  # no score: Skilljar marks the course complete
+        ("failed", True, "skip"),
+        ("failed", False, "issue"),
+    ],
+)
+def test_pass_requirement(status: str | None, require_pass: bool, outcome: str) -> None:
+    decision = run(make_completion(status=status), rule=make_rule(require_pass=require_pass))
+    assert decision.outcome == outcome
+
+
+# ---------------------------------------------------------------- dates
+
+
+def test_issued_at_is_the_completion_moment_never_now() -> None:
+    long_ago = datetime(2019, 2, 3, 4, 5, 6, tzinfo=UTC)
+    decision = run(make_completion(completed_at=long_ago), rule=make_rule(active_from=None))
+    assert decision.issued_at == long_ago
+    assert decision.expires_at == datetime(2020, 2, 3, 4, 5, 6, tzinfo=UTC)
+
+
+def test_issued_at_is_utc_for_an_offset_completion() -> None:
+    local = datetime(2024, 3, 15, 5, 30, tzinfo=timezone(timedelta(hours=-5)))
+    decision = run(make_completion(completed_at=local))
+    assert decision.issued_at == COMPLETED
+    assert decision.issued_at is not None and decision.issued_at.utcoffset() == timedelta(0)
+
+
+def test_no_duration_means_no_expiry() -> None:
+    decision = run(rule=make_rule(expiration_months=0, expiration_days=0))
+    assert decision.outcome == "issue"
+    assert decision.expires_at is None
+
+
+@pytest.mark.parametrize(
+    ("start", "months", "expected"),
+    [
+        (datetime(2024, 1, 31, 8, tzinfo=UTC), 1, datetime(2024, 2, 29, 8, tzinfo=UTC)),
+        (datetime(2023, 1, 31, 8, tzinfo=UTC), 1, datetime(2023, 2, 28, 8, tzinfo=UTC)),
+        (datetime(2024, 2, 29, tzinfo=UTC), 12, datetime(2025, 2, 28, tzinfo=UTC)),
+        (datetime(2024, 2, 29, tzinfo=UTC), 48, datetime(2028, 2, 29, tzinfo=UTC)),
+        (datetime(2024, 3, 31, tzinfo=UTC), -1, datetime(2024, 2, 29, tzinfo=UTC)),
+        (datetime(2024, 12, 15, tzinfo=UTC), 1, datetime(2025, 1, 15, tzinfo=UTC)),
+        (datetime(2024, 5, 31, tzinfo=UTC), 13, datetime(2025, 6, 30, tzinfo=UTC)),
+        (datetime(2024, 1, 15, tzinfo=UTC), -13, datetime(2022, 12, 15, tzinfo=UTC)),
+        (
+            datetime(2024, 8, 31, 23, 59, 59, 5, tzinfo=UTC),
+            0,
+            datetime(2024, 8, 31, 23, 59, 59, 5, tzinfo=UTC),
+        ),
+    ],
+)
+def test_add_months_clamps_to_month_end(start: datetime, months: int, expected: datetime) -> None:
+    assert add_months(start, months) == expected
+
+
+def test_add_months_keeps_time_zone() -> None:
+    zone = timezone(timedelta(hours=2))
+    assert add_months(datetime(2024, 1, 31, 9, tzinfo=zone), 1).tzinfo is zone
+
+
+@pytest.mark.parametrize("months", [12 * 8000, -12 * 3000])
+def test_add_months_out_of_range_raises(months: int) -> None:
+    with pytest.raises(ValueError, match="out of range"):
+        add_months(datetime(2024, 1, 1, tzinfo=UTC), months)
+
+
+@pytest.mark.parametrize(
+    ("start", "months", "days", "expected"),
+    [
+        (datetime(2024, 1, 31, tzinfo=UTC), 1, 1, datetime(2024, 3, 1, tzinfo=UTC)),
+        (datetime(2023, 1, 31, tzinfo=UTC), 1, 1, datetime(2023, 3, 1, tzinfo=UTC)),
+        (datetime(2024, 1, 31, tzinfo=UTC), 0, 30, datetime(2024, 3, 1, tzinfo=UTC)),
+        (datetime(2023, 10, 31, tzinfo=UTC), 4, 0, datetime(2024, 2, 29, tzinfo=UTC)),
+    ],
+)
+def test_expires_at_is_months_then_days(
+    start: datetime, months: int, days: int, expected: datetime
+) -> None:
+    rule = make_rule(expiration_months=months, expiration_days=days)
+    assert compute_expires_at(start, rule) == expected
+    decision = run(make_completion(completed_at=start), rule=rule)
+    assert decision.expires_at == expected
+
+
+# ---------------------------------------------------------------- matching
+
+
+@pytest.mark.parametrize("email", ["  Ada@Example.COM ", "ADA@EXAMPLE.COM", "ada@example.com\t"])
+def test_email_matches_case_and_whitespace_insensitively(email: str) -> None:
+    decision = run(make_completion(email=email), existing=[SAME_MOMENT_BADGE])
+    assert (decision.reason, decision.matched_badge_id) == ("already_issued", "B9")
+
+
+def test_badges_of_other_students_and_templates_do_not_count() -> None:
+    existing = [
+        make_badge("X1", "accepted", email="grace@example.com"),
+        make_badge("X2", "accepted", template_id="T2"),
+    ]
+    assert run(existing=existing).reason == "new_badge"
+
+
+@pytest.mark.parametrize(
+    ("offset", "reason"),
+    [
+        (timedelta(microseconds=999), "already_issued"),
+        (timedelta(0), "already_issued"),
+        (timedelta(seconds=1), "already_has_badge"),
+        (timedelta(seconds=-1), "already_has_badge"),
+    ],
+)
+def test_idempotency_compares_to_the_second(offset: timedelta, reason: str) -> None:
+    badge = make_badge("B9", "accepted", issued_at=COMPLETED + offset)
+    assert run(existing=[badge]).reason == reason
+
+
+def test_idempotency_holds_on_templates_allowing_duplicates() -> None:
+    decision = run(
+        template=make_template(allow_duplicate_badges=True), existing=[SAME_MOMENT_BADGE]
+    )
+    assert (decision.outcome, decision.reason) == ("skip", "already_issued")
+
+
+@pytest.mark.parametrize("state", ["rejected", "revoked", "replaced"])
+def test_a_dead_badge_for_the_same_moment_does_not_count_as_issued(state: str) -> None:
+    badge = make_badge("B9", state, issued_at=COMPLETED)
+    decision = run(existing=[badge], include_rejected=True)
+    assert decision.outcome == "issue"
+
+
+# ---------------------------------------------------------------- updates
+
+
+def test_update_targets_the_latest_live_badge() -> None:
+    existing = [
+        make_badge("OLDEST", "accepted", issued_at=datetime(2021, 1, 1, tzinfo=UTC)),
+        make_badge("LATEST", "pending", issued_at=datetime(2023, 6, 1, tzinfo=UTC)),
+        make_badge("DEAD", "revoked", issued_at=datetime(2024, 1, 1, tzinfo=UTC)),
+    ]
+    decision = run(rule=make_rule(method="update"), existing=existing)
+    assert decision.target_badge_id == "LATEST"
+    assert decision.issued_at == datetime(2023, 6, 1, tzinfo=UTC)
+
+
+def test_up_to_date_compares_expiry_to_the_second() -> None:
+    near = make_badge(expires_at=EXPIRES_NEW + timedelta(microseconds=400))
+    assert run(rule=make_rule(method="update"), existing=[near]).reason == "already_up_to_date"
+    off = make_badge(expires_at=EXPIRES_NEW - timedelta(seconds=1))
+    assert run(rule=make_rule(method="update"), existing=[off]).reason == "renewal"
+
+
+def test_update_without_duration() -> None:
+    rule = make_rule(method="update", expiration_months=0)
+    unexpiring = run(rule=rule, existing=[make_badge(expires_at=None)])
+    assert (unexpiring.outcome, unexpiring.reason) == ("skip", "already_up_to_date")
+    expiring = run(rule=rule, existing=[make_badge(expires_at=EXPIRES_NEW)])
+    assert (expiring.outcome, expiring.reason, expiring.expires_at) == ("update", "renewal", None)
+
+
+@pytest.mark.parametrize(
+    ("current", "outcome"),
+    [
+        (EXPIRES_NEW - timedelta(days=30), "update"),
+        (EXPIRES_NEW - timedelta(seconds=1), "update"),
+        (EXPIRES_NEW, "skip"),
+        (EXPIRES_NEW + timedelta(days=30), "skip"),  # a later completion was applied already
+        (None, "skip"),  # never expires: a renewal would only shorten it
+    ],
+)
+def test_an_update_never_shortens_a_badge(current: datetime | None, outcome: str) -> None:
+    decision = run(rule=make_rule(method="update"), existing=[make_badge(expires_at=current)])
+    assert decision.outcome == outcome
+    if outcome == "skip":
+        assert (decision.reason, decision.matched_badge_id) == ("already_up_to_date", "B1")
+
+
+@pytest.mark.parametrize(
+    ("current", "new", "lasts"),
+    [
+        (None, None, True),
+        (None, COMPLETED, True),
+        (COMPLETED, None, False),
+        (COMPLETED, COMPLETED.replace(microsecond=500), True),
+        (COMPLETED + timedelta(seconds=1), COMPLETED, True),
+        (COMPLETED, COMPLETED + timedelta(seconds=1), False),
+    ],
+)
+def test_lasts_at_least(current: datetime | None, new: datetime | None, lasts: bool) -> None:
+    assert lasts_at_least(current, new) is lasts
+
+
+# ---------------------------------------------------------------- active_from (rule 9)
+
+BEFORE = datetime(2023, 12, 31, 23, 59, 59, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("mode", "completed_at", "outcome", "flags"),
+    [
+        ("bulk", BEFORE, "issue", {FLAG_BACKFILL}),
+        ("bulk", ACTIVE_FROM, "issue", set()),
+        ("automatic", BEFORE, "skip", set()),
+        ("automatic", ACTIVE_FROM, "issue", set()),
+        ("automatic", COMPLETED, "issue", set()),
+    ],
+)
+def test_going_forward_only(
+    mode: str, completed_at: datetime, outcome: str, flags: set[str]
+) -> None:
+    decision = run(make_completion(completed_at=completed_at), mode=mode)
+    assert decision.outcome == outcome
+    assert decision.flags == flags
+    if outcome == "issue":
+        assert decision.issued_at == completed_at
+
+
+def test_backfill_flag_travels_with_an_update() -> None:
+    decision = run(
+        make_completion(completed_at=BEFORE),
+        rule=make_rule(method="update"),
+        existing=[make_badge()],
+    )
+    assert decision.outcome == "update"
+    assert FLAG_BACKFILL in decision.flags
+
+
+def test_no_active_from_never_flags() -> None:
+    decision = run(
+        make_completion(completed_at=BEFORE), rule=make_rule(active_from=None), mode="automatic"
+    )
+    assert (decision.outcome, decision.flags) == ("issue", frozenset())
+
+
+# ---------------------------------------------------------------- small pieces
+
+
+def test_future_means_after_now() -> None:
+    assert run(make_completion(completed_at=NOW)).outcome == "issue"
+    assert run(make_completion(completed_at=NOW), now=NOW - timedelta(days=1)).reason == (
+        "future_date"
+    )
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "",
+        "   ",
+        "ada",
+        "ada@",
+        "@example.com",
+        "a b@example.com",
+        "ada@example",
+        "ada@@example.com",
+    ],
+)
+def test_bad_emails(email: str) -> None:
+    assert run(make_completion(email=email)).reason == "bad_email"
+
+
+def test_title_alone_is_enough_course() -> None:
+    assert run(make_completion(course_id="", course_title="Intro")).outcome == "issue"
+
+
+def test_rejected_with_a_live_badge_goes_by_the_live_one() -> None:
+    existing = [make_badge("R", "rejected"), make_badge("L", "pending")]
+    decision = run(rule=make_rule(method="issue_or_update"), existing=existing)
+    assert (decision.outcome, decision.target_badge_id) == ("update", "L")
+
+
+def test_decision_is_frozen() -> None:
+    decision = run()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        decision.outcome = "skip"  # type: ignore[misc]
+    assert decision.sends
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        (None, None, True),
+        (None, COMPLETED, False),
+        (COMPLETED, None, False),
+        (COMPLETED, COMPLETED.replace(microsecond=999_999), True),
+        (COMPLETED, COMPLETED.astimezone(timezone(timedelta(hours=3))), True),
+        (COMPLETED, COMPLETED + timedelta(seconds=1), False),
+    ],
+)
+def test_same_second(a: datetime | None, b: datetime | None, same: bool) -> None:
+    assert same_second(a, b) is same
+
+
+# ---------------------------------------------------------------- the badge pool
+
+
+def test_pool_indexes_live_badges_by_second_and_keeps_the_latest_rejected() -> None:
+    first = make_badge("A", "accepted", issued_at=COMPLETED)
+    twin = make_badge("B", "pending", issued_at=COMPLETED + timedelta(microseconds=5))
+    later = make_badge("C", "pending", issued_at=COMPLETED + timedelta(days=3))
+    old_no = make_badge("R1", "rejected", issued_at=COMPLETED - timedelta(days=9))
+    new_no = make_badge("R2", "rejected", issued_at=COMPLETED - timedelta(days=1))
+    gone = make_badge("X", "revoked", issued_at=COMPLETED + timedelta(days=30))
+    pool = BadgePool([first, twin, later, new_no, old_no, gone])
+    assert pool.has_live
+    live_at = pool.live_at(COMPLETED.replace(microsecond=700))
+    assert live_at is not None and live_at.id == "B"  # the later of two in one second
+    assert pool.live_at(COMPLETED + timedelta(seconds=1)) is None
+    latest = pool.latest_live()
+    assert latest is not None and latest.id == "C"
+    rejected = pool.latest_rejected()
+    assert rejected is not None and rejected.id == "R2"
+
+
+def test_pool_replace_swaps_a_live_badge_in_place() -> None:
+    pool = BadgePool([make_badge("A", "accepted", issued_at=COMPLETED)])
+    replacement = make_badge("A2", "accepted", issued_at=COMPLETED, expires_at=EXPIRES_NEW)
+    assert pool.replace("A", replacement)
+    found = pool.live_at(COMPLETED)
+    assert found is not None and (found.id, found.expires_at) == ("A2", EXPIRES_NEW)
+    assert not pool.replace("missing", replacement)
+
+
+def test_empty_pool() -> None:
+    pool = BadgePool()
+    assert not pool.has_live
+    assert pool.live_at(COMPLETED) is None
+    assert pool.latest_live() is None
+    assert pool.latest_rejected() is None
+
+
+# ---------------------------------------------------------------- the reason table
+
+
+def test_describe_falls_back_to_the_code() -> None:
+    assert describe("no_rule") == "No badge rule maps this course to a template."
+    assert describe("not_passed") == "The student failed the course and the rule requires a pass."
+    assert describe("something_new") == "something_new"
+    assert describe_flag("backfill") != "backfill"
+    assert describe_flag("unknown_flag") == "unknown_flag"
+
+
+RUNNER_CODES = [
+    "invalid_token",
+    "forbidden",
+    "template_archived",
+    "template_inactive",
+    "duplicate",
+    "rate_limited",
+    "server_error",
+    "network",
+    "timeout",
+    "outcome_unknown",
+    "not_found",
+    "validation_failed",
+]
+
+
+@pytest.mark.parametrize("code", RUNNER_CODES)
+def test_runner_codes_have_sentences(code: str) -> None:
+    assert describe(code) != code
+
+
+def _error_classes(cls: type[errors.CredlyError]) -> list[type[errors.CredlyError]]:
+    found = [cls]
+    for sub in cls.__subclasses__():
+        found.extend(_error_classes(sub))
+    return found
+
+
+def test_every_credly_error_kind_has_a_sentence() -> None:
+    kinds = {cls.kind for cls in _error_classes(errors.CredlyError)}
+    assert "duplicate" in kinds and "timeout" in kinds
+    assert kinds <= set(REASONS)
+
+
+def test_sentences_are_single_sentences_for_people() -> None:
+    for code, sentence in {**REASONS, **FLAG_SENTENCES}.items():
+        assert sentence[0].isupper() and sentence.endswith("."), code
+        assert "_" not in sentence, code
+        assert sentence.count(". ") == 0, code

@@ -8,13 +8,12 @@ import ui
 
 st.set_page_config(page_title="credly-ops", page_icon=":material/verified:", layout="wide")
 
+actor = ui.sign_in()
 ws = ui.workspace()
 
 pages = [
-    st.Page("pages/funnel.py", title="Funnel", icon=":material/filter_alt:", default=True),
-    st.Page("pages/bulk_issue.py", title="Bulk issue", icon=":material/upload_file:"),
-    st.Page("pages/student_preview.py", title="Student preview", icon=":material/person_search:"),
-    st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
+    st.Page(page.path, title=page.title, icon=page.icon, default=i == 0)
+    for i, page in enumerate(ui.pages_for(actor))
 ]
 navigation = st.navigation(pages)
 ui.sidebar(ws)

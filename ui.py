@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 
 import streamlit as st
 
-from credly_ops.access import LOCAL_ACTOR, Actor
-from credly_ops.config import ConfigError, Settings, load_settings
+from credly_ops.access import (
+    LOCAL_ACTOR,
+    AccessPolicy,
+    Actor,
+    AuthConfigError,
+    Permission,
+    access_policy,
+)
+from credly_ops.config import ConfigError, Settings, load_settings, read_secrets_file
 from credly_ops.logs import install_redaction
 from credly_ops.store import SETTING_INTEGRATION_NAME, CacheBusy
 from credly_ops.sync import last_sync, sync
@@ -28,6 +36,93 @@ def workspace() -> Workspace:
 def current_actor() -> Actor:
     """Who is using the app: the signed-in user with their role, or the local user."""
     return st.session_state.get("actor", LOCAL_ACTOR)
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    path: str
+    title: str
+    icon: str
+    permission: Permission
+
+
+PAGES = (
+    PageSpec("pages/funnel.py", "Funnel", ":material/filter_alt:", Permission.VIEW),
+    PageSpec("pages/bulk_issue.py", "Bulk issue", ":material/upload_file:", Permission.ISSUE),
+    PageSpec(
+        "pages/student_preview.py", "Student preview", ":material/person_search:", Permission.VIEW
+    ),
+    PageSpec("pages/settings.py", "Settings", ":material/settings:", Permission.CHANGE_SETTINGS),
+    PageSpec("pages/audit.py", "Audit", ":material/history:", Permission.VIEW_AUDIT),
+)
+
+
+def pages_for(actor: Actor) -> list[PageSpec]:
+    """The pages this actor's role may open: the navigation lists only these."""
+    return [page for page in PAGES if actor.can(page.permission)]
+
+
+@st.cache_resource
+def access() -> AccessPolicy:
+    return access_policy(read_secrets_file())
+
+
+def sign_in() -> Actor:
+    """The gate in front of every page: local mode, or OIDC sign-in and a role.
+
+    Never a half state: a broken ``[auth]`` stops the app with the reason; local mode refuses
+    to serve anything but a loopback address.
+    """
+    try:
+        policy = access()
+    except (AuthConfigError, ConfigError) as exc:
+        st.error(f"Sign-in is misconfigured, so credly-ops will not start: {exc}")
+        st.stop()
+        raise
+    if not policy.sign_in:
+        address = str(st.get_option("server.address") or "")
+        if address not in LOOPBACK:
+            st.error(
+                "Local mode (no sign-in configured) serves 127.0.0.1 only. Configure sign-in "
+                "([auth] and [roles] in .streamlit/secrets.toml) to serve other addresses."
+            )
+            st.stop()
+        st.session_state["actor"] = LOCAL_ACTOR
+        return LOCAL_ACTOR
+    if not st.user.is_logged_in:
+        st.title("credly-ops")
+        st.write("Sign in to continue.")
+        if st.button("Sign in", type="primary", icon=":material/login:"):
+            st.login(policy.provider) if policy.provider else st.login()
+        st.stop()
+    email = str(st.user.get("email") or "")
+    role = policy.role_for(email)
+    if role is None:
+        st.title("No access")
+        st.write(
+            f"You are signed in as **{email or 'an account without an email'}**, which has no "
+            "role in credly-ops. Ask an administrator to add you."
+        )
+        st.button("Sign out", on_click=st.logout)
+        st.stop()
+    actor = Actor(email, role)
+    st.session_state["actor"] = actor
+    return actor
+
+
+def require(permission: Permission) -> Actor:
+    """The check at the top of a page: stop with a polite message if the role may not."""
+    actor = current_actor()
+    if not actor.can(permission):
+        st.error(
+            f"Your role ({actor.role.value}) does not include this page. "
+            "Ask an administrator if you need it."
+        )
+        st.stop()
+    return actor
 
 
 def settings_or_stop() -> Settings:
@@ -82,6 +177,12 @@ def run_sync(ws: Workspace, *, full: bool = False) -> None:
 def sidebar(ws: Workspace) -> None:
     settings = ws.settings
     with st.sidebar:
+        actor = current_actor()
+        if actor is LOCAL_ACTOR:
+            st.caption(":material/lock_open: Local mode — no sign-in; serving 127.0.0.1 only.")
+        else:
+            st.caption(f":material/person: {actor.name} · {actor.role.value}")
+            st.button("Sign out", on_click=st.logout, icon=":material/logout:")
         if settings.is_demo:
             st.markdown(
                 ":orange-badge[DEMO] &nbsp;Built-in Credly emulator — no real badges are issued."

@@ -74,3 +74,81 @@ def command_line_actor() -> Actor:
 LOCAL_ACTOR = Actor("local", Role.ADMIN)
 #: background work the product does on its own (scheduled syncs, demo builds)
 SYSTEM_ACTOR = Actor("system", Role.ADMIN)
+
+
+# -- sign-in configuration ---------------------------------------------------------------------
+
+#: keys an ``[auth]`` section needs for Streamlit's OIDC sign-in (in it, or in a provider table)
+AUTH_SHARED_KEYS = ("redirect_uri", "cookie_secret")
+AUTH_PROVIDER_KEYS = ("client_id", "client_secret", "server_metadata_url")
+
+
+class AuthConfigError(ValueError):
+    """The ``[auth]`` or ``[roles]`` section cannot be used; names the key, never a value."""
+
+
+@dataclass(frozen=True)
+class AccessPolicy:
+    """How the app decides who may use it.
+
+    ``sign_in`` is False in local mode (no ``[auth]`` section): one local user on 127.0.0.1
+    with every permission.  With ``[auth]``, every user signs in and gets the highest role
+    whose ``[roles]`` list matches their email (exact address, ``@domain`` or ``*@domain``);
+    a signed-in user no list matches has no access.
+    """
+
+    sign_in: bool
+    provider: str | None
+    roles: dict[Role, tuple[str, ...]]
+
+    def role_for(self, email: str | None) -> Role | None:
+        if not self.sign_in:
+            return Role.ADMIN
+        if not email:
+            return None
+        address = email.strip().lower()
+        domain = address.rpartition("@")[2]
+        for role in (Role.ADMIN, Role.CSM, Role.VIEWER):
+            for pattern in self.roles.get(role, ()):
+                p = pattern.strip().lower()
+                if p == address or p in (f"@{domain}", f"*@{domain}"):
+                    return role
+        return None
+
+
+def access_policy(secrets: dict[str, object]) -> AccessPolicy:
+    """Read ``[auth]`` and ``[roles]`` from the secrets file's contents; never a half state:
+    an ``[auth]`` section that lacks a required key is an error, not local mode."""
+    auth = secrets.get("auth")
+    roles_section = secrets.get("roles", {})
+    if not isinstance(roles_section, dict):
+        raise AuthConfigError("[roles] must be a table of role = [emails or @domains]")
+    roles: dict[Role, tuple[str, ...]] = {}
+    for key, value in roles_section.items():
+        try:
+            role = Role(str(key).lower())
+        except ValueError:
+            allowed = ", ".join(r.value for r in Role)
+            raise AuthConfigError(f"[roles] {key!r} is not a role ({allowed})") from None
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise AuthConfigError(f"[roles] {role.value} must be a list of emails or @domains")
+        roles[role] = tuple(value)
+    if auth is None:
+        return AccessPolicy(sign_in=False, provider=None, roles=roles)
+    if not isinstance(auth, dict):
+        raise AuthConfigError("[auth] must be a table")
+    missing = [k for k in AUTH_SHARED_KEYS if not auth.get(k)]
+    providers = {k: v for k, v in auth.items() if isinstance(v, dict)}
+    provider: str | None = None
+    if providers:
+        provider, table = next(iter(providers.items()))
+        missing += [f"{provider}.{k}" for k in AUTH_PROVIDER_KEYS if not table.get(k)]
+    else:
+        missing += [k for k in AUTH_PROVIDER_KEYS if not auth.get(k)]
+    if missing:
+        raise AuthConfigError(f"[auth] is incomplete: missing {', '.join(missing)}")
+    if not roles:
+        raise AuthConfigError("[auth] is set but [roles] names nobody: no one could sign in")
+    return AccessPolicy(sign_in=True, provider=provider, roles=roles)

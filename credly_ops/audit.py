@@ -30,7 +30,8 @@ def read_audit(store: Store, viewer: Actor, flt: AuditFilter | None = None) -> p
     """Audit rows, newest first (admins only)."""
     require(viewer, Permission.VIEW_AUDIT)
     flt = flt or AuditFilter()
-    clauses, params = [], []
+    clauses: list[str] = []
+    params: list[object] = []
     if flt.since is not None:
         clauses.append("occurred_at >= ?")
         params.append(to_db_time(flt.since))

@@ -35,7 +35,7 @@ from credly_ops.rules import replace_rules
 from credly_ops.store import Store, write_audit
 
 if TYPE_CHECKING:
-    from credly_ops.credly.emulator import World
+    from credly_ops.credly.emulator_world import World
 
 DEMO_SEED = 20_240_601
 DEMO_ORG_NAME = "Northwind Academy"
@@ -433,13 +433,13 @@ def generate(
         if tpl["state"] == "archived" and when > anchor - timedelta(days=200):
             continue  # retired 200 days ago: completions since then earned nothing
         expires = _expiry(when, rule)
-        key = (email, tpl["id"])
-        current = live.get(key)
+        holder = (email, tpl["id"])
+        current = live.get(holder)
         if rule.method is IssueMethod.UPDATE and current is None:
             continue
         if current is not None and rule.method in (IssueMethod.UPDATE, IssueMethod.ISSUE_OR_UPDATE):
             world.badges.append(_replace(rng, current, when, expires))
-            live[key] = world.badges[-1]
+            live[holder] = world.badges[-1]
             continue
         if current is not None and not tpl["allow_duplicate_badges"]:
             continue
@@ -448,7 +448,7 @@ def generate(
         )
         world.badges.append(badge)
         if badge["state"] in ("pending", "accepted"):
-            live[key] = badge
+            live[holder] = badge
 
     _pre_integration_badges(rng, world, templates, people, anchor)
     _other_org(rng, world, people, anchor)

@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, time
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from credly_ops.timeutil import as_utc
 
@@ -104,7 +104,7 @@ def _table(
 ) -> tuple[list[Any], Iterable[list[Any]]]:
     """The columns and an iterable of value lists, from mappings or a DataFrame."""
     if _is_dataframe(rows):
-        frame: pd.DataFrame = rows  # type: ignore[assignment]
+        frame = cast("pd.DataFrame", rows)
         labels = list(frame.columns)
         by_name = {str(label): position for position, label in enumerate(labels)}
         wanted = list(columns) if columns is not None else labels
@@ -114,7 +114,7 @@ def _table(
             for record in frame.itertuples(index=False, name=None)
         )
         return wanted, records
-    mappings: Iterable[Mapping[Any, Any]] = rows  # type: ignore[assignment]
+    mappings = cast(Iterable[Mapping[Any, Any]], rows)
     if columns is None:
         mappings = list(mappings)
         seen: dict[Any, None] = {}

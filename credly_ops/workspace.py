@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from credly_ops.config import Settings
 from credly_ops.credly.client import CredlyClient
@@ -22,10 +23,10 @@ class Workspace:
     def data_dir(self) -> Path:
         return Path(self.settings.db_path).parent
 
-    def client(self, **kw: object) -> CredlyClient:
+    def client(self, **kw: Any) -> CredlyClient:
         """A client for the configured organization (starting the demo emulator if needed)."""
         if self.settings.is_demo:
             from credly_ops.credly.embedded import ensure_demo_emulator
 
             ensure_demo_emulator(self.settings)
-        return CredlyClient.from_settings(self.settings, **kw)  # type: ignore[arg-type]
+        return CredlyClient.from_settings(self.settings, **kw)

@@ -59,7 +59,8 @@ def ensure_demo_emulator(settings: Settings) -> EmbeddedEmulator:
 
 
 def _start(settings: Settings) -> EmbeddedEmulator:
-    from credly_ops.credly.emulator import World, create_app
+    from credly_ops.credly.emulator import create_app
+    from credly_ops.credly.emulator_world import World
     from credly_ops.credly.server import serve_in_thread
     from credly_ops.demo import (
         JOURNAL_FILE,

@@ -502,7 +502,7 @@ def _sorted_window(
     sign = -1 if desc else 1
 
     def key(b: Badge) -> int:
-        return sign * ((get(b) - _EPOCH) // _MICROSECOND)
+        return int(sign * ((get(b) - _EPOCH) // _MICROSECOND))
 
     def position(moment: datetime, *, after_equal: bool) -> int:
         target = sign * ((moment - _EPOCH) // _MICROSECOND)

@@ -1,0 +1,73 @@
+"""The pages in a real browser, against the demo world."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from credly_ops.demo import generate, read_world_file
+from tests.e2e.conftest import ARTIFACTS, open_app, wait_idle
+
+
+def go(page, live_app, title: str) -> None:
+    open_app(page, live_app.url)
+    page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
+    page.get_by_role("heading", name=title).first.wait_for()
+    wait_idle(page)
+
+
+def demo_student(live_app, *states: str) -> str:
+    """An email whose demo badges include every one of ``states`` (the world is deterministic)."""
+    anchor, seed = read_world_file(live_app.data)
+    demo = generate(anchor, seed=seed)
+    by_email: dict[str, set[str]] = {}
+    for badge in demo.badges:
+        by_email.setdefault(badge["recipient_email"], set()).add(badge["state"])
+    return next(e for e, s in sorted(by_email.items()) if set(states) <= s)
+
+
+def test_funnel_draws_its_charts(live_app, page) -> None:
+    go(page, live_app, "Funnel")
+    page.locator(".js-plotly-plot").first.wait_for()
+    wait_idle(page)
+    assert page.locator(".js-plotly-plot").count() >= 4
+    assert page.get_by_test_id("stException").count() == 0
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "funnel.png"), full_page=True)
+
+
+def test_student_preview_shows_badges_earned_above_registrations(live_app, page) -> None:
+    email = demo_student(live_app, "pending", "accepted")
+    go(page, live_app, "Student preview")
+    box = page.get_by_role("textbox", name="Student email")
+    box.fill(email)
+    box.press("Enter")
+    page.get_by_role("heading", name="Badges Earned").wait_for()
+    wait_idle(page)
+    accept = page.get_by_role("link", name="Accept").first
+    assert "/badges/" in accept.get_attribute("href")
+    assert accept.get_attribute("href").endswith("/accept")
+    view = page.locator("a.co-view").first
+    assert view.get_attribute("href").endswith("/earner/earned")
+    earned = page.get_by_role("heading", name="Badges Earned").bounding_box()
+    registrations = page.get_by_role("heading", name="Registrations").bounding_box()
+    assert earned["y"] < registrations["y"]
+    assert page.get_by_text("Why — staff only").count() == 1
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "student_preview.png"), full_page=True)
+
+
+def test_settings_refuses_a_bad_rules_file_and_names_the_row(
+    live_app, page, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad_rules.csv"
+    bad.write_text(
+        "course_id,template_id,method,expiration_months\nc-9,nope,sometimes,-1\n", encoding="utf-8"
+    )
+    go(page, live_app, "Settings")
+    page.locator("input[type=file]").first.set_input_files(str(bad))
+    page.get_by_role("button", name="Replace the rules with this file").click()
+    page.get_by_text("row 2, method").first.wait_for()
+    text = page.get_by_test_id("stMain").inner_text()
+    assert "'sometimes' is not one of issue, update, issue_or_update" in text
+    assert "must not be negative" in text
+    assert "Imported" not in text

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NoReturn
 
 import streamlit as st
 
@@ -34,8 +36,17 @@ def workspace() -> Workspace:
 
 
 def current_actor() -> Actor:
-    """Who is using the app: the signed-in user with their role, or the local user."""
-    return st.session_state.get("actor", LOCAL_ACTOR)
+    """Who is using the app: the signed-in user with their role, or the local user.
+
+    With sign-in configured and nobody signed in, this stops the page: no default identity
+    ever carries a permission."""
+    actor = st.session_state.get("actor")
+    if isinstance(actor, Actor):
+        return actor
+    if access().sign_in:
+        st.error("Sign in first.")
+        st.stop()
+    return LOCAL_ACTOR
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -79,38 +90,67 @@ def sign_in() -> Actor:
     try:
         policy = access()
     except (AuthConfigError, ConfigError) as exc:
-        st.error(f"Sign-in is misconfigured, so credly-ops will not start: {exc}")
-        st.stop()
-        raise
+        message = f"Sign-in is misconfigured, so credly-ops will not start: {exc}"
+        _only_page(_error_view(message), "credly-ops", ":material/error:")
     if not policy.sign_in:
         address = str(st.get_option("server.address") or "")
         if address not in LOOPBACK:
-            st.error(
+            message = (
                 "Local mode (no sign-in configured) serves 127.0.0.1 only. Configure sign-in "
                 "([auth] and [roles] in .streamlit/secrets.toml) to serve other addresses."
             )
-            st.stop()
+            _only_page(_error_view(message), "credly-ops", ":material/error:")
         st.session_state["actor"] = LOCAL_ACTOR
         return LOCAL_ACTOR
     if not st.user.is_logged_in:
-        st.title("credly-ops")
-        st.write("Sign in to continue.")
-        if st.button("Sign in", type="primary", icon=":material/login:"):
-            st.login(policy.provider) if policy.provider else st.login()
-        st.stop()
+        _only_page(_sign_in_view(policy), "Sign in", ":material/login:")
     email = str(st.user.get("email") or "")
     role = policy.role_for(email)
     if role is None:
+        _only_page(_no_access_view(email), "No access", ":material/block:")
+    actor = Actor(email, role)
+    st.session_state["actor"] = actor
+    return actor
+
+
+def _only_page(view: Callable[[], None], title: str, icon: str) -> NoReturn:
+    """Serve one page and nothing else.  Calling st.navigation even here matters: a script
+    that never calls it would fall back to listing and serving every file in pages/."""
+    st.navigation([st.Page(view, title=title, icon=icon, url_path="welcome")]).run()
+    st.stop()
+    raise AssertionError("st.stop() returned")
+
+
+def _error_view(message: str) -> Callable[[], None]:
+    def view() -> None:
+        st.error(message)
+
+    return view
+
+
+def _sign_in_view(policy: AccessPolicy) -> Callable[[], None]:
+    def view() -> None:
+        st.title("credly-ops")
+        st.write("Sign in to continue.")
+        if st.button("Sign in", type="primary", icon=":material/login:"):
+            if policy.provider:
+                st.login(policy.provider)
+            else:
+                st.login()
+
+    return view
+
+
+def _no_access_view(email: str) -> Callable[[], None]:
+    def view() -> None:
         st.title("No access")
         st.write(
             f"You are signed in as **{email or 'an account without an email'}**, which has no "
             "role in credly-ops. Ask an administrator to add you."
         )
         st.button("Sign out", on_click=st.logout)
-        st.stop()
-    actor = Actor(email, role)
-    st.session_state["actor"] = actor
-    return actor
+
+    return view
 
 
 def require(permission: Permission) -> Actor:

@@ -61,9 +61,15 @@ class LiveApp:
 
 
 def start_app(
-    tmp: Path, extra_env: dict[str, str] | None = None
+    tmp: Path,
+    extra_env: dict[str, str] | None = None,
+    *,
+    cwd: Path = ROOT,
+    port: int | None = None,
 ) -> tuple[LiveApp, subprocess.Popen[bytes]]:
-    emulator_port, app_port = free_port(), free_port()
+    """Build the demo into ``tmp`` and serve the app from ``cwd``, whose ``.streamlit/`` holds
+    the config and secrets it runs with."""
+    emulator_port, app_port = free_port(), port or free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CREDLY_")}
     env.update(
         {
@@ -90,7 +96,7 @@ def start_app(
             "-m",
             "streamlit",
             "run",
-            "streamlit_app.py",
+            str(ROOT / "streamlit_app.py"),
             "--server.address",
             "127.0.0.1",
             "--server.port",
@@ -100,7 +106,7 @@ def start_app(
             "--browser.gatherUsageStats",
             "false",
         ],
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

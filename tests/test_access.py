@@ -215,3 +215,12 @@ def test_each_page_checks_the_role_itself(app_env, page: str, role: Role) -> Non
     at.run()
     assert not at.exception
     assert any("does not include this page" in e.value for e in at.error)
+
+
+def test_with_sign_in_configured_no_page_assumes_an_identity(app_env, monkeypatch) -> None:
+    with_auth(app_env, monkeypatch)
+    at = AppTest.from_file(str(ROOT / "pages/student_preview.py"), default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["Sign in first."]
+    assert not at.text_input

@@ -11,11 +11,13 @@ Each unit of work is one page, so another process can use the cache between page
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 import duckdb
 import pandas as pd
@@ -32,6 +34,7 @@ from credly_ops.timeutil import utcnow
 HIGH_WATER_OVERLAP = timedelta(0)
 
 Progress = Callable[[int, str], None]
+T = TypeVar("T")
 
 
 class SyncSource(Protocol):
@@ -248,11 +251,52 @@ def sync(
     return result
 
 
+def prefetched(pages: Iterable[T], depth: int = 2) -> Iterator[T]:
+    """Read ``pages`` in a background thread, ``depth`` ahead, so reading Credly overlaps
+    writing the cache.  An error while reading is raised here; stopping early stops the reader.
+    """
+    buffer: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def pump() -> None:
+        try:
+            for page in pages:
+                if not put(("page", page)):
+                    return
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(("error", exc))
+        else:
+            put(("done", None))
+
+    reader = threading.Thread(target=pump, name="sync-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            kind, value = buffer.get()
+            if kind == "done":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        reader.join(timeout=5)
+
+
 def _full_badges(
     client: SyncSource, store: Store, started_at: datetime, progress: Progress | None
 ) -> tuple[int, int]:
     changed = pages = seen = 0
-    for items in client.high_volume_pages():
+    for items in prefetched(client.high_volume_pages()):
         pages += 1
         seen += len(items)
         with store.transaction() as cur:

@@ -158,3 +158,40 @@ def test_the_token_never_reaches_the_database(world, client, store: Store) -> No
                 assert TEST_TOKEN not in repr(row), table
     raw = store.path.read_bytes()
     assert TEST_TOKEN.encode() not in raw
+
+
+def test_prefetched_pages_keep_order_and_raise_reader_errors() -> None:
+    from credly_ops.sync import prefetched
+
+    assert list(prefetched(iter(range(10)))) == list(range(10))
+
+    def failing():
+        yield 1
+        raise InvalidToken("bad token")
+
+    got = []
+    with pytest.raises(InvalidToken):
+        for item in prefetched(failing()):
+            got.append(item)
+    assert got == [1]
+
+
+def test_stopping_early_stops_the_reader() -> None:
+    import threading
+
+    from credly_ops.sync import prefetched
+
+    produced = []
+
+    def endless():
+        n = 0
+        while True:
+            produced.append(n)
+            yield n
+            n += 1
+
+    for item in prefetched(endless(), depth=2):
+        if item == 3:
+            break
+    assert not [t for t in threading.enumerate() if t.name == "sync-reader" and t.is_alive()]
+    assert len(produced) <= 3 + 2 + 2  # read ahead by at most the buffer depth (and one in hand)

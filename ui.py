@@ -28,10 +28,15 @@ from credly_ops.workspace import Workspace
 
 @st.cache_resource(show_spinner="Starting credly-ops…")
 def workspace() -> Workspace:
-    """One workspace (settings and cache handle) for the whole server process; the demo
-    emulator starts on first use of Credly (a sync, an issue)."""
+    """One workspace (settings and cache handle) for the whole server process; in the demo,
+    the embedded Credly emulator is started with it (or found, if another process runs it)."""
     settings = load_settings()
     install_redaction([settings.api_token.get_secret_value()])
+    if settings.is_demo:
+        # the demo Credly also serves the template pictures the pages show
+        from credly_ops.credly.embedded import ensure_demo_emulator
+
+        ensure_demo_emulator(settings)
     return Workspace(settings)
 
 

@@ -619,11 +619,18 @@ def write_world_file(data_dir: Path, anchor: datetime, seed: int) -> None:
     )
 
 
-def seed_world(world: World, demo: DemoWorld | None = None) -> DemoWorld:
-    """Load the Credly half of the demo into an emulator world."""
+def seed_world(
+    world: World, demo: DemoWorld | None = None, *, image_base: str | None = None
+) -> DemoWorld:
+    """Load the Credly half of the demo into an emulator world.
+
+    With ``image_base`` (the emulator's own address) template pictures are served by the
+    emulator, so the demo shows them with no network beyond loopback."""
     demo = demo or generate()
     world.add_org(DEMO_ORG_ID, DEMO_ORG_NAME, DEMO_API_TOKEN, vanity_slug="northwind-academy")
     for tpl in demo.templates:
+        if image_base:
+            tpl = {**tpl, "image_url": f"{image_base}/_emulator/images/{tpl['id']}.svg"}
         world.add_template(DEMO_ORG_ID, **tpl)
     world.load_badges(DEMO_ORG_ID, demo.badges)
     for email in demo.auto_accept:

@@ -78,12 +78,12 @@ def _start(settings: Settings) -> EmbeddedEmulator:
     else:
         anchor, seed = recorded
         demo = generate(anchor, seed=seed)
-    world = World(journal_path=data_dir / JOURNAL_FILE)
-    with world.unrecorded():
-        seed_world(world, demo)
-    world.replay_journal()
     parts = urlsplit(settings.api_url)
     host = parts.hostname or "127.0.0.1"
+    world = World(journal_path=data_dir / JOURNAL_FILE)
+    with world.unrecorded():
+        seed_world(world, demo, image_base=f"{parts.scheme}://{parts.netloc}")
+    world.replay_journal()
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise ValueError("the demo emulator only listens on a loopback address")
     try:

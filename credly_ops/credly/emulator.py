@@ -26,6 +26,7 @@ import asyncio
 import base64
 import binascii
 import heapq
+import html
 import json
 import random
 import threading
@@ -695,6 +696,21 @@ def create_app(
     async def health(request: Request) -> Response:
         return envelope({"status": "ok", "organizations": len(world.org_ids())})
 
+    async def template_image(request: Request) -> Response:
+        """A badge picture for a template, standing in for Credly's image CDN in the demo."""
+        template_id = request.path_params["template_id"]
+        for org_id in world.org_ids():
+            try:
+                name = str(world.template_json(org_id, template_id)["name"])
+            except ApiError:
+                continue
+            return Response(
+                badge_svg(template_id, name),
+                media_type="image/svg+xml",
+                headers={"Cache-Control": "public, max-age=86400"},
+            )
+        return Response(status_code=404)
+
     org_path = "/v1/organizations/{org}"
     badge_path = f"{org_path}/badges/{{badge_id}}"
     routes = [
@@ -726,6 +742,7 @@ def create_app(
         Route("/_emulator/stats", control(get_stats), methods=["GET"]),
         Route("/_emulator/stats", control(reset_stats), methods=["DELETE"]),
         Route("/_emulator/health", control(health), methods=["GET"]),
+        Route("/_emulator/images/{template_id}.svg", template_image, methods=["GET"]),
     ]
 
     async def http_error(request: Request, exc: Exception) -> Response:
@@ -760,6 +777,25 @@ EMPTY_SEED_TEMPLATES: tuple[tuple[str, str, bool, int | None], ...] = (
     ("Data Analysis (in review)", "draft", False, None),
     ("Legacy Web Basics", "archived", False, None),
 )
+
+
+#: Okabe-Ito colours: distinguishable for colour-blind readers
+BADGE_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")
+
+
+def badge_svg(template_id: str, name: str) -> str:
+    """A hexagonal badge with the template's initials, its colour fixed by the template id."""
+    colour = BADGE_COLOURS[sum(template_id.encode()) % len(BADGE_COLOURS)]
+    initials = "".join(w[0] for w in name.split() if w[:1].isalnum())[:3].upper() or "?"
+    label = html.escape(initials)
+    return (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="96" height="96" viewBox="0 0 96 96">'
+        f'<polygon points="48,4 86,26 86,70 48,92 10,70 10,26" fill="{colour}"/>'
+        '<polygon points="48,14 77,31 77,65 48,82 19,65 19,31" fill="none" stroke="#fff" '
+        'stroke-width="3"/>'
+        '<text x="48" y="56" font-family="Helvetica,Arial,sans-serif" font-size="24" '
+        f'font-weight="700" fill="#fff" text-anchor="middle">{label}</text></svg>'
+    )
 
 
 def seed_empty(world: World) -> None:

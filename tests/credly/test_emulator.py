@@ -993,3 +993,21 @@ def test_serve_in_thread_starts_and_stops() -> None:
     assert not server.running
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{server.url}/_emulator/health", timeout=1)
+
+
+def test_template_pictures_are_served_for_the_demo() -> None:
+    from starlette.testclient import TestClient
+
+    from credly_ops.credly.emulator import World, create_app
+
+    w = World()
+    w.add_org("org-img", "Images", "tok-img")
+    w.add_template("org-img", id="tpl-img", name="Cloud Foundations <Certified>")
+    with TestClient(create_app(w)) as http:
+        ok = http.get("/_emulator/images/tpl-img.svg")
+        missing = http.get("/_emulator/images/nope.svg")
+    assert ok.status_code == 200
+    assert ok.headers["content-type"].startswith("image/svg+xml")
+    assert ">CF</text>" in ok.text  # initials of words that start with a letter
+    assert "<Certified>" not in ok.text
+    assert missing.status_code == 404

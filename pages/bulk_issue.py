@@ -102,8 +102,8 @@ def show_validation(prepared: Prepared) -> None:
         st.caption("Columns not used: " + ", ".join(file.ignored_columns))
     if file.errors:
         st.warning(
-            f"{file.rows_with_errors:,} rows cannot be used as they are; they are listed in the "
-            "plan as invalid and nothing is sent for them.",
+            f"{file.rows_with_errors:,} row{'s' if file.rows_with_errors != 1 else ''} cannot be "
+            "used as they are: listed in the plan as invalid, and nothing is sent for them.",
             icon=":material/warning:",
         )
         bad = pd.DataFrame(

@@ -71,3 +71,37 @@ def test_settings_refuses_a_bad_rules_file_and_names_the_row(
     assert "'sometimes' is not one of issue, update, issue_or_update" in text
     assert "must not be negative" in text
     assert "Imported" not in text
+
+
+def test_bulk_issue_upload_plan_confirm_done_and_report(live_app, page, tmp_path: Path) -> None:
+    from credly_ops.demo import COURSES
+
+    cloud = next(c for c in COURSES if c.title == "Cloud Foundations")
+    unmapped = next(c for c in COURSES if c.template_name is None)
+    rows = [
+        "Email,First Name,Last Name,Course ID,Completed At,Success Status",
+        f"e2e.one@example.com,Eve,One,{cloud.course_id},2026-01-05 10:00,passed",
+        f"e2e.two@example.com,Eve,Two,{cloud.course_id},2026-01-06 11:00,passed",
+        f"e2e.three@example.com,Eve,Three,{cloud.course_id},2026-01-07 12:00,failed",
+        f"e2e.four@example.com,Eve,Four,{unmapped.course_id},2026-01-08 13:00,",
+        f"not-an-email,Eve,Five,{cloud.course_id},2026-01-09 14:00,passed",
+    ]
+    upload = tmp_path / "completions.csv"
+    upload.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    go(page, live_app, "Bulk issue")
+    page.locator("input[type=file]").first.set_input_files(str(upload))
+    confirm = page.get_by_role("button", name="Confirm and issue 2 badges")
+    confirm.wait_for()
+    main = page.get_by_test_id("stMain")
+    assert "1 row cannot be used as they are" in main.inner_text()
+    confirm.click()
+    page.get_by_text("done", exact=True).first.wait_for(timeout=120_000)
+    wait_idle(page)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download the report (CSV)").click()
+    report = Path(download.value.path()).read_text(encoding="utf-8-sig")
+    assert report.splitlines()[0] == "row,email,course_id,completed_at,outcome,reason,badge_id"
+    outcomes = [line.split(",")[4] for line in report.splitlines()[1:]]
+    assert sorted(outcomes) == ["invalid", "issued", "issued", "skipped", "skipped"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "bulk_issue.png"), full_page=True)

@@ -260,6 +260,7 @@ def progress_view(job_id: str, polling: bool = False) -> None:
     d.metric("Invalid", f"{o['invalid']:,}")
     e.metric("Failed", f"{o['failed']:,}")
     if polling and not progress.alive:
+        st.cache_data.clear()  # the funnel and previews read the badges this job wrote
         st.rerun()  # the job ended: draw the whole page with its results, and stop polling
 
 

@@ -148,8 +148,9 @@ def test_an_answer_lost_after_processing_is_found_not_reissued(emulator: str, wo
     assert result.badge.issued_at == T0
 
 
-def test_rate_limits_and_server_errors_are_waited_out(emulator: str, world) -> None:
-    control(emulator, "faults", {"fail_rate": 0.3, "rate_limit_rps": 20, "seed": 7})
+def test_server_errors_are_waited_out_without_duplicates(emulator: str, world) -> None:
+    # 429s under load are covered by the 2,000-row job test, which waits for real
+    control(emulator, "faults", {"fail_rate": 0.3, "seed": 7})
     waits: list[float] = []
     with CredlyClient(
         base_url=emulator,

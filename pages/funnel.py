@@ -9,10 +9,9 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
 import ui
-from credly_ops import funnel
+from credly_ops import charts, funnel
 from credly_ops.access import Permission
 from credly_ops.exports import to_csv_bytes
 from credly_ops.funnel import FunnelFilter, FunnelReport, FunnelSummary
@@ -22,21 +21,6 @@ from credly_ops.timeutil import utcnow
 
 TTL_SECONDS = 300
 STUDENT_ROWS = 20_000
-# Okabe-Ito: distinguishable with every common colour-vision deficiency
-BLUE, SKY, GREEN, ORANGE = "#0072B2", "#56B4E9", "#009E73", "#E69F00"
-VERMILLION, PURPLE, YELLOW, GREY = "#D55E00", "#CC79A7", "#F0E442", "#666666"
-STATE_COLOURS = {"accepted": GREEN, "pending": ORANGE, "rejected": PURPLE, "revoked": GREY}
-REMINDER_COLOURS = {"0": SKY, "1": ORANGE, "2": VERMILLION}
-PHASE_COLOURS = {
-    "before_first_reminder": GREEN,
-    "between_reminders": SKY,
-    "after_second_reminder": ORANGE,
-}
-PHASE_LABELS = {
-    "before_first_reminder": "Before the first reminder (≤ 1 day)",
-    "between_reminders": "Between the reminders (1–4 days)",
-    "after_second_reminder": "After the second reminder (> 4 days)",
-}
 PHASE_METRICS = {
     "before_first_reminder": "Accepted before 1st reminder",
     "between_reminders": "Accepted between reminders",
@@ -94,12 +78,6 @@ def load_students(db: str, flt: FunnelFilter) -> pd.DataFrame:
 
 def plot(fig: go.Figure, name: str) -> None:
     """A chart at full width whose toolbar camera saves a PNG."""
-    fig.update_layout(
-        margin={"l": 10, "r": 10, "t": 90, "b": 10},
-        font={"size": 13},
-        title={"y": 0.97, "yanchor": "top", "x": 0, "xanchor": "left"},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0, "title": None},
-    )
     st.plotly_chart(
         fig,
         width="stretch",
@@ -130,10 +108,6 @@ def count_delta(now: int, before: FunnelSummary | None, field: str) -> str | Non
 
 def rate_text(value: float | None) -> str:
     return "–" if value is None else f"{value:.1%}"
-
-
-def hours_text(value: float | None) -> str:
-    return "–" if value is None else f"{value:,.1f} h"
 
 
 def period_filter(choice: str, custom: Any, today: date) -> tuple[date | None, date | None]:
@@ -283,11 +257,11 @@ if median_now is not None and median_before is not None:
     median_delta = f"{median_now - median_before:+,.1f} h"
 row[1].metric(
     "Median time to accept",
-    hours_text(result.median_hours_to_accept),
+    charts.hours_text(result.median_hours_to_accept),
     median_delta,
     delta_color="inverse",
     help=f"From the moment Credly sent the badge. 90th percentile: "
-    f"{hours_text(result.p90_hours_to_accept)}.",
+    f"{charts.hours_text(result.p90_hours_to_accept)}.",
 )
 row[2].metric(
     "Reminders sent",
@@ -322,7 +296,7 @@ for column, phase in zip(row[1:4], funnel.PHASES, strict=True):
         f"{count:,}",
         None if before is None else f"{count - before.accepted_by_phase[phase]:+,}",
         delta_color="off",
-        help=PHASE_LABELS[phase],
+        help=charts.PHASE_LABELS[phase],
     )
 row[4].metric(
     "Skipped",
@@ -339,21 +313,7 @@ csv_button(
 # the funnel and where pending badges stand
 left, right = st.columns(2)
 with left:
-    stages = ["Completions", "Eligible", "Issued", "Accepted"]
-    values = [result.completions, result.eligible, result.issued, result.accepted]
-    fig = go.Figure(
-        go.Funnel(
-            y=stages,
-            x=values,
-            texttemplate="%{value:,}<br>%{percentPrevious:.0%}",
-            marker={"color": [BLUE, SKY, ORANGE, GREEN]},
-            connector={"line": {"color": GREY, "width": 1}},
-            hovertemplate="%{y}: %{x:,} (%{percentPrevious:.1%} of the stage before)"
-            "<extra></extra>",
-        )
-    )
-    fig.update_layout(title="Funnel: count at each stage (% of the stage before)")
-    plot(fig, "funnel")
+    plot(charts.funnel_figure(result), "funnel")
 with right:
     pending = report.by_template[report.by_template["pending"] > 0]
     if pending.empty:
@@ -361,143 +321,28 @@ with right:
             "No pending badges: every badge in scope has been accepted, rejected or revoked.",
             icon=":material/task_alt:",
         )
-    fig = go.Figure()
-    labels = pending["template_name"].fillna(pending["template_id"]).fillna("No template")
-    for n in ("0", "1", "2"):
-        fig.add_bar(
-            x=labels,
-            y=pending[f"pending_{n}"],
-            name=f"{n} reminder{'s' if n != '1' else ''} sent",
-            marker_color=REMINDER_COLOURS[n],
-            hovertemplate="%{x}: %{y:,} badges<extra>" + f"{n} sent</extra>",
-        )
-    fig.update_layout(
-        barmode="stack",
-        title="Pending badges by reminders sent",
-        xaxis_title="Badge template",
-        yaxis_title="Pending badges (count)",
-    )
-    plot(fig, "pending-by-reminders")
+    plot(charts.pending_figure(pending), "pending-by-reminders")
 
 # do reminders work? time to accept, coloured by reminder phase
-histogram = report.time_to_accept
-fig = go.Figure()
-for phase in funnel.PHASES:
-    part = histogram[histogram["phase"] == phase]
-    fig.add_bar(
-        x=part["bin"],
-        y=part["badges"],
-        name=PHASE_LABELS[phase],
-        marker_color=PHASE_COLOURS[phase],
-        hovertemplate="%{x}: %{y:,} badges<extra></extra>",
-    )
-fig.update_layout(
-    title=f"Time to accept (median {hours_text(result.median_hours_to_accept)}, "
-    f"90th percentile {hours_text(result.p90_hours_to_accept)})",
-    xaxis_title="Time from issue to acceptance",
-    yaxis_title="Accepted badges (count)",
-    xaxis={"categoryorder": "array", "categoryarray": list(histogram["bin"])},
-)
 if result.accepted == 0:
     st.info("No accepted badges in scope yet, so no time to accept.", icon=":material/info:")
-plot(fig, "time-to-accept")
+plot(charts.time_to_accept_figure(report.time_to_accept, result), "time-to-accept")
 
 # acceptance by issue-month cohort
-cohorts = report.cohorts
-fig = make_subplots(specs=[[{"secondary_y": True}]])
-for state, colour in STATE_COLOURS.items():
-    fig.add_bar(
-        x=cohorts["month"],
-        y=cohorts[state],
-        name=state.capitalize(),
-        marker_color=colour,
-        hovertemplate="%{x|%b %Y}: %{y:,}<extra>" + state + "</extra>",
-        secondary_y=False,
-    )
-fig.add_scatter(
-    x=cohorts["month"],
-    y=cohorts["acceptance_rate"] * 100,
-    name="Acceptance rate",
-    mode="lines+markers",
-    line={"color": "#000000", "width": 2},
-    hovertemplate="%{x|%b %Y}: %{y:.1f}% accepted<extra></extra>",
-    secondary_y=True,
-)
-fig.update_layout(barmode="stack", title="Acceptance by issue-month cohort")
-fig.update_xaxes(title_text="Issue month", dtick="M1", tickformat="%b %Y")
-fig.update_yaxes(title_text="Badges issued (count)", secondary_y=False)
-fig.update_yaxes(
-    title_text="Acceptance rate (%)",
-    range=[0, 100],
-    tickvals=[0, 20, 40, 60, 80, 100],
-    showgrid=False,
-    secondary_y=True,
-)
-if cohorts.empty:
+if report.cohorts.empty:
     st.info("No badges issued in this period.", icon=":material/info:")
-plot(fig, "acceptance-by-cohort")
+plot(charts.cohort_figure(report.cohorts), "acceptance-by-cohort")
 
 # acceptance over time, from the snapshot each sync takes
-over_time = report.over_time
-fig = go.Figure(
-    go.Scatter(
-        x=over_time["taken_at"],
-        y=over_time["acceptance_rate"] * 100,
-        mode="lines+markers",
-        line={"color": BLUE, "width": 2},
-        customdata=over_time[["accepted", "issued"]],
-        hovertemplate="%{x|%d %b %Y %H:%M} UTC: %{y:.1f}% "
-        "(%{customdata[0]:,} of %{customdata[1]:,})<extra></extra>",
-        name="Acceptance rate",
-    )
-)
-fig.update_layout(
-    title="Acceptance rate at each sync (all badges in the cache)",
-    xaxis_title="Sync time (UTC)",
-    yaxis_title="Acceptance rate (%)",
-    yaxis={"range": [0, 100]},
-    xaxis={"tickformat": "%d %b %Y<br>%H:%M"},
-)
-if len(over_time) == 1:  # one sync: a day either side, so the axis reads in days
-    moment = pd.Timestamp(over_time["taken_at"].iloc[0])
-    fig.update_xaxes(
-        range=[moment - pd.Timedelta(days=1), moment + pd.Timedelta(days=1)],
-        dtick=24 * 3600 * 1000,
-        tickformat="%d %b %Y",
-    )
-if len(over_time) < 2:
+if len(report.over_time) < 2:
     st.caption(
         "Acceptance over time builds up with each sync — sync again later to see a trend. "
         "Snapshots know templates, not courses or email domains."
     )
-plot(fig, "acceptance-over-time")
+plot(charts.over_time_figure(report.over_time), "acceptance-over-time")
 
 # side exits
-exits = [
-    (REASONS.get(reason, reason), count, VERMILLION) for reason, count in result.skipped.items()
-]
-exits += [
-    ("Failed to issue (latest attempt)", result.failed, VERMILLION),
-    ("Rejected by the student", result.rejected, PURPLE),
-    ("Revoked", result.revoked, GREY),
-]
-exits_frame = pd.DataFrame(exits, columns=["exit", "count", "colour"]).sort_values("count")
-fig = go.Figure(
-    go.Bar(
-        x=exits_frame["count"],
-        y=exits_frame["exit"],
-        orientation="h",
-        marker_color=exits_frame["colour"],
-        hovertemplate="%{y}: %{x:,}<extra></extra>",
-    )
-)
-fig.update_layout(
-    title="Side exits: completions and badges that leave the funnel",
-    xaxis_title="Completions or badges (count)",
-    yaxis_title=None,
-    height=max(260, 40 * len(exits_frame) + 120),
-)
-plot(fig, "side-exits")
+plot(charts.exits_figure(result), "side-exits")
 
 # per course / template / domain, laggards first
 st.subheader("Per course, template and email domain")

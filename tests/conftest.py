@@ -57,6 +57,18 @@ def emulator(world) -> Iterator[str]:
         server.stop()
 
 
+def emulator_workspace(api_url: str, db: Path, token: str = TEST_TOKEN):
+    """A workspace for the test organization whose client talks to the emulator at
+    ``api_url`` (the sandbox environment, so nothing starts a demo emulator)."""
+    from credly_ops.workspace import Workspace
+
+    return Workspace(
+        config.load_settings(
+            env="sandbox", org_id=config.DEMO_ORG_ID, api_token=token, api_url=api_url, db=db
+        )
+    )
+
+
 @pytest.fixture
 def client(emulator: str):
     from credly_ops.credly.client import CredlyClient

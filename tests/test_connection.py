@@ -10,12 +10,12 @@ import pytest
 
 from credly_ops import connection
 from credly_ops.access import Actor, PermissionDenied, Role
-from credly_ops.config import DEMO_ORG_ID, load_settings
+from credly_ops.config import DEMO_ORG_ID
 from credly_ops.rules import load_rules, read_rules_csv, rules_csv
 from credly_ops.store import SETTING_BADGES_TABLE_ENABLED
 from credly_ops.sync import sync
 from credly_ops.workspace import Workspace
-from tests.conftest import TEST_TOKEN
+from tests.conftest import TEST_TOKEN, emulator_workspace
 
 ADMIN = Actor("alice.admin", Role.ADMIN)
 GOOD_ROW = {
@@ -31,15 +31,7 @@ GOOD_ROW = {
 
 
 def workspace(tmp_path: Path, api_url: str, token: str = TEST_TOKEN) -> Workspace:
-    return Workspace(
-        load_settings(
-            env="sandbox",
-            org_id=DEMO_ORG_ID,
-            api_token=token,
-            api_url=api_url,
-            db=tmp_path / "settings.duckdb",
-        )
-    )
+    return emulator_workspace(api_url, tmp_path / "settings.duckdb", token)
 
 
 @pytest.fixture

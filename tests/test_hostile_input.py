@@ -15,7 +15,7 @@ import pytest
 
 from credly_ops.access import Actor, Role
 from credly_ops.audit import read_audit
-from credly_ops.config import DEMO_ORG_ID, load_settings
+from credly_ops.config import DEMO_ORG_ID
 from credly_ops.exports import FORMULA_TRIGGERS, is_plain_number, to_csv_bytes
 from credly_ops.issuance import create_job_from, job_report, prepare, report_csv, run_job
 from credly_ops.models import BadgeRule
@@ -23,7 +23,7 @@ from credly_ops.profile import load_profile, preview_html
 from credly_ops.rules import replace_rules, rules_csv
 from credly_ops.sync import sync
 from credly_ops.workspace import Workspace
-from tests.conftest import TEST_TOKEN
+from tests.conftest import TEST_TOKEN, emulator_workspace
 
 ADMIN = Actor("admin@example.com", Role.ADMIN)
 SCRIPT = "<script>alert('x')</script>"
@@ -34,14 +34,7 @@ COURSE = "c-1"
 
 @pytest.fixture
 def ws(world, emulator: str, tmp_path: Path) -> Workspace:
-    settings = load_settings(
-        env="sandbox",
-        org_id=DEMO_ORG_ID,
-        api_token=TEST_TOKEN,
-        api_url=emulator,
-        db=tmp_path / "cache.duckdb",
-    )
-    workspace = Workspace(settings)
+    workspace = emulator_workspace(emulator, tmp_path / "cache.duckdb")
     with workspace.client() as client:
         sync(client, workspace.store, actor=ADMIN)
     replace_rules(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from credly_ops.access import Actor, PermissionDenied, Role
-from credly_ops.config import DEMO_ORG_ID, load_settings
+from credly_ops.config import DEMO_ORG_ID
 from credly_ops.credly.errors import TemplateNotIssuable
 from credly_ops.demo import OTHER_ORG_ID
 from credly_ops.lms import save_completions
@@ -19,7 +19,7 @@ from credly_ops.rules import replace_rules
 from credly_ops.support import find_completion, refresh_student, reissue, revoke_badge
 from credly_ops.sync import sync
 from credly_ops.workspace import Workspace
-from tests.conftest import TEST_TOKEN
+from tests.conftest import emulator_workspace
 
 ADMIN = Actor("alice.admin", Role.ADMIN)
 CSM = Actor("carl.csm", Role.CSM)
@@ -30,14 +30,7 @@ DONE = datetime(2025, 4, 2, 15, 30, 12, tzinfo=UTC)
 
 @pytest.fixture
 def ws(world, emulator: str, tmp_path: Path) -> Workspace:
-    settings = load_settings(
-        env="sandbox",
-        org_id=DEMO_ORG_ID,
-        api_token=TEST_TOKEN,
-        api_url=emulator,
-        db=tmp_path / "support.duckdb",
-    )
-    workspace = Workspace(settings)
+    workspace = emulator_workspace(emulator, tmp_path / "support.duckdb")
     replace_rules(
         workspace.store,
         [

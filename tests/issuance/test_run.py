@@ -48,7 +48,7 @@ from credly_ops.rules import replace_rules
 from credly_ops.store import Store
 from credly_ops.sync import sync
 from credly_ops.workspace import Workspace
-from tests.conftest import TEST_TOKEN
+from tests.conftest import TEST_TOKEN, emulator_workspace
 
 ADMIN = Actor("admin@example.com", Role.ADMIN)
 CSM = Actor("csm@example.com", Role.CSM)
@@ -76,14 +76,7 @@ RULES = [
 def ws(world, emulator: str, tmp_path: Path) -> Workspace:
     """A workspace whose client talks to the test emulator, with synced templates and rules."""
     world.add_template(DEMO_ORG_ID, id="tpl-renew", name="Renewable Badge")
-    settings = load_settings(
-        env="sandbox",
-        org_id=DEMO_ORG_ID,
-        api_token=TEST_TOKEN,
-        api_url=emulator,
-        db=tmp_path / "cache.duckdb",
-    )
-    workspace = Workspace(settings)
+    workspace = emulator_workspace(emulator, tmp_path / "cache.duckdb")
     with workspace.client() as client:
         sync(client, workspace.store, actor=ADMIN)
     replace_rules(workspace.store, RULES, actor=ADMIN)

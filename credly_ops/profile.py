@@ -341,7 +341,7 @@ def student_completions(store: Store, email: str) -> list[Completion]:
             last_name=r[2] or "",
             course_id=r[3] or "",
             course_title=r[4] or "",
-            completed_at=from_db_time(r[5]),
+            completed_at=r[5],  # NOT NULL; stored naive UTC, which Completion reads as UTC
             status=_status(r[6]),
             score=r[7],
         )

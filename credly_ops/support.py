@@ -38,7 +38,7 @@ from credly_ops.models import (
 )
 from credly_ops.reasons import describe
 from credly_ops.rules import load_rules, load_templates
-from credly_ops.store import from_db_time, to_db_time, write_audit
+from credly_ops.store import to_db_time, write_audit
 from credly_ops.sync import upsert_badges
 from credly_ops.timeutil import as_utc, utcnow
 from credly_ops.workspace import Workspace
@@ -196,7 +196,7 @@ def find_completion(
         last_name=row[2] or "",
         course_id=row[3] or "",
         course_title=row[4] or "",
-        completed_at=from_db_time(row[5]),
+        completed_at=row[5],  # NOT NULL; stored naive UTC, which Completion reads as UTC
         status=status,
         score=row[7],
     )

@@ -196,7 +196,8 @@ def test_completions_exported_read_back_as_the_same_completions() -> None:
             row=3,
         ),
     ]
-    data = to_csv_bytes([c.model_dump(exclude={"row"}) for c in completions])
+    records = [{k: v for k, v in c.as_record().items() if k != "row"} for c in completions]
+    data = to_csv_bytes(records)
     result = read_completions(data, now=datetime(2025, 1, 1, tzinfo=UTC))
     assert result.errors == []
     assert result.completions == completions

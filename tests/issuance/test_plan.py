@@ -448,7 +448,7 @@ def test_colliding_row_numbers_still_get_distinct_placeholders() -> None:
 def _large_upload(rows: int) -> tuple[list[Completion], dict[str, list[IssuedBadge]]]:
     students = rows * 2 // 5
     completions = [
-        Completion.model_construct(
+        Completion(
             email=f"Student{i % students}@Example.com",
             first_name="S",
             last_name="T",
@@ -498,7 +498,7 @@ def test_one_student_with_thousands_of_retakes() -> None:
     (the indexed look-ups that keep this linear are timed in benchmarks/bench_issue.py)."""
     rows = 5_000
     completions = [
-        Completion.model_construct(
+        Completion(
             email="trainer@example.com",
             first_name="T",
             last_name="R",

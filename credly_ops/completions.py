@@ -50,6 +50,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from operator import itemgetter
+from typing import Any
 
 from credly_ops.models import Completion, SuccessStatus
 from credly_ops.timeutil import as_utc, utcnow
@@ -237,13 +238,80 @@ def parse_completed_at(value: str) -> datetime:
     text = value.strip()
     if not text:
         raise ValueError("The completion time is missing.")
+    moment = _us_time(text) if "/" in text else iso_time(text)
+    return moment if moment is not None else parse_time_by_pattern(value)
+
+
+def iso_time(text: str) -> datetime | None:
+    """An ISO 8601 time (``Z``, ``UTC`` and ``GMT`` read as +00:00) in UTC, or ``None``."""
     iso = text[:-3].rstrip() if text[-3:].upper() in ("UTC", "GMT") else text
     if iso[-1:] in ("Z", "z"):
         iso = iso[:-1] + "+00:00"
     try:
         return as_utc(datetime.fromisoformat(iso))
     except (ValueError, OverflowError):
-        pass
+        return None
+
+
+def _us_time(text: str) -> datetime | None:
+    day, spaced, clock = text.partition(" ")
+    midnight = us_day(day)
+    if midnight is None:
+        return None
+    offset = us_clock(clock) if spaced else _MIDNIGHT
+    return None if offset is None else midnight + offset
+
+
+_MIDNIGHT = timedelta(0)
+
+
+def us_day(text: str) -> datetime | None:
+    """``5/1/2024``, ``05/01/2024`` or ``5/1/24`` as midnight UTC; ``None`` for anything else.
+
+    With :func:`us_clock`, the quick path for the shapes most US exports write; what either
+    refuses goes to :func:`parse_time_by_pattern`, which reads it or words the error, and what
+    they accept they read exactly as it does.
+    """
+    parts = text.split("/")
+    if len(parts) != 3:
+        return None
+    month, dom, year = parts
+    if len(year) == 2:
+        year = "20" + year
+    if not (0 < len(month) < 3 and 0 < len(dom) < 3 and len(year) == 4):
+        return None
+    digits = month + dom + year
+    if not (digits.isascii() and digits.isdigit()):
+        return None
+    try:
+        # fromisoformat is several times quicker than building the datetime from its parts
+        return datetime.fromisoformat(f"{year}-{month:0>2}-{dom:0>2}T00:00+00:00")
+    except ValueError:
+        return None
+
+
+def us_clock(text: str) -> timedelta | None:
+    """``9:41``, ``09:41`` or ``09:41:07`` as the time since midnight; ``None`` otherwise."""
+    parts = text.split(":")
+    if not (len(parts) in (2, 3) and 0 < len(parts[0]) < 3):
+        return None
+    if not all(len(part) == 2 for part in parts[1:]):
+        return None
+    digits = "".join(parts)
+    if not (digits.isascii() and digits.isdigit()):
+        return None
+    hours, minutes, seconds = int(parts[0]), int(parts[1]), int(parts[2]) if len(parts) == 3 else 0
+    if hours > 23 or minutes > 59 or seconds > 59:
+        return None
+    return timedelta(hours=hours, minutes=minutes, seconds=seconds)
+
+
+def parse_time_by_pattern(value: str) -> datetime:
+    """Read a time by the patterns of the module docstring (``fromisoformat`` aside).
+
+    Raises ``ValueError`` with a sentence that quotes the value.
+    """
+    text = value.strip()
     match = _ISO_TIME.fullmatch(text) or _US_TIME.fullmatch(text)
     if match is None:
         raise ValueError(
@@ -498,7 +566,7 @@ def _read_rows(
     ignored: list[str] = []
     row_number = 0
     rows_read = 0
-    times: dict[str, datetime | str] = {}
+    times = _TimeReader(now)
     decimal_comma = delimiter == ";"
     try:
         for cells in reader:
@@ -514,7 +582,7 @@ def _read_rows(
                     f"The file has more than {max_rows:,} rows; the limit is {max_rows:,}. "
                     "Split it into smaller files and upload each."
                 )
-            result = _read_row(cells, row_number, layout, now, times, decimal_comma)
+            result = _read_row(cells, row_number, layout, times, decimal_comma)
             if isinstance(result, Completion):
                 completions.append(result)
             else:
@@ -536,95 +604,113 @@ def _read_rows(
     )
 
 
-def _completion_time(value: str, now: datetime, cache: dict[str, datetime | str]) -> datetime | str:
-    """The parsed time, or the sentence saying why not (cached per distinct cell)."""
-    known = cache.get(value)
-    if known is not None:
-        return known
-    outcome: datetime | str
-    try:
-        outcome = parse_completed_at(value)
-    except ValueError as exc:
-        outcome = str(exc)
-    else:
-        if outcome > now:
-            outcome = (
-                f"'{preview(value)}' is in the future (it is now "
-                f"{now:%Y-%m-%d %H:%M} UTC); a completion cannot happen later than now."
-            )
-    cache[value] = outcome
-    return outcome
+class _TimeReader:
+    """The completion times of one file, each distinct day and clock of a US time parsed once.
+
+    Most exports write a handful of distinct days and at most 86,400 distinct clocks, so a
+    100,000-row file costs two dictionary look-ups and an addition per row. Cells no quick path
+    reads (and every error) are remembered whole.
+    """
+
+    __slots__ = ("_clocks", "_days", "_now", "_others")
+
+    def __init__(self, now: datetime) -> None:
+        self._now = now
+        self._days: dict[str, datetime | None] = {}
+        self._clocks: dict[str, timedelta | None] = {}
+        self._others: dict[str, datetime | str] = {}
+
+    def __call__(self, text: str) -> datetime | str:
+        """The parsed time of a trimmed cell, or the sentence saying why not."""
+        moment: datetime | None = None
+        if "/" in text:
+            day, spaced, clock = text.partition(" ")
+            midnight = self._days.get(day, _UNSEEN)
+            if midnight is _UNSEEN:
+                midnight = self._days[day] = us_day(day)
+            if midnight is not None:
+                offset: timedelta | None = _MIDNIGHT
+                if spaced:
+                    offset = self._clocks.get(clock, _UNSEEN)
+                    if offset is _UNSEEN:
+                        offset = self._clocks[clock] = us_clock(clock)
+                if offset is not None:
+                    moment = midnight + offset
+        elif text:
+            moment = iso_time(text)
+        if moment is None:
+            known = self._others.get(text)
+            if known is None:
+                known = self._others[text] = self._parse(text)
+            return known
+        return moment if moment <= self._now else self._future(text)
+
+    def _parse(self, text: str) -> datetime | str:
+        try:
+            moment = parse_completed_at(text)
+        except ValueError as exc:
+            return str(exc)
+        return moment if moment <= self._now else self._future(text)
+
+    def _future(self, text: str) -> str:
+        return (
+            f"'{preview(text)}' is in the future (it is now {self._now:%Y-%m-%d %H:%M} UTC); "
+            "a completion cannot happen later than now."
+        )
+
+
+_UNSEEN: Any = object()
 
 
 def _read_row(
     cells: list[str],
     row: int,
     layout: _Layout,
-    now: datetime,
-    times: dict[str, datetime | str],
+    times: _TimeReader,
     decimal_comma: bool,
 ) -> Completion | list[RowError]:
     width = layout.width
-    found: list[RowError] = []
-    if len(cells) > width:
-        while len(cells) > width and not cells[-1].strip():
-            cells.pop()
+    shape: RowError | None = None
+    if len(cells) != width:
         if len(cells) > width:
-            extra = ", ".join(cell for cell in cells[width:] if cell.strip())
-            found.append(
-                RowError(
-                    row,
-                    "",
-                    preview(extra),
-                    f"This row has {len(cells)} fields; the header has {width}. "
-                    "Remove the extra cells or add a header for them.",
-                )
-            )
-            del cells[width:]
-    if len(cells) == width:
-        cells.append("")
-    else:
-        cells.extend([""] * (width + 1 - len(cells)))
+            shape = _trim_extra_cells(cells, row, width)
+        else:
+            cells.extend([""] * (width - len(cells)))
+    cells.append("")  # what a missing column reads
     email, first_name, last_name, name, course_id, course_title, raw_time, raw_status, raw_score = (
         map(str.strip, layout.pick(cells))
     )
-    headers = layout.headers
-
-    def fail(field_name: str, value: str, reason: str) -> None:
-        column = headers.get(field_name, "")
-        found.append(RowError(row, column, preview(value), reason, field_name))
-
-    if not email:
-        fail("email", email, "The email address is missing.")
-    elif not is_email(email):
-        fail("email", email, f"'{preview(email)}' is not an email address.")
-
-    if not course_id and not course_title:
-        course_field = "course_id" if "course_id" in headers else "course_title"
-        fail(course_field, "", "The row has neither a course id nor a course title.")
-
-    completed_at = _completion_time(raw_time, now, times)
-    if isinstance(completed_at, str):
-        fail("completed_at", raw_time, completed_at)
-
-    status: SuccessStatus | None = None
-    if raw_status:
-        status = STATUS_WORDS.get(raw_status.lower())
-        if status is None:
-            try:
-                status = parse_status(raw_status)
-            except ValueError as exc:
-                fail("status", raw_status, str(exc))
-
+    completed_at = times(raw_time)
+    status = STATUS_WORDS.get(raw_status.lower()) if raw_status else None
     score: float | None = None
+    bad_score = False
     if raw_score:
         try:
             score = parse_score(raw_score, decimal_comma=decimal_comma)
-        except ValueError as exc:
-            fail("score", raw_score, str(exc))
-
-    if found or isinstance(completed_at, str):
-        return found
+        except ValueError:
+            bad_score = True
+    if (
+        shape is not None
+        or type(completed_at) is str
+        or (raw_status and status is None)
+        or bad_score
+        or not (course_id or course_title)
+        or not email
+        or _EMAIL.fullmatch(email) is None
+    ):
+        return _row_errors(
+            row,
+            layout.headers,
+            shape,
+            email,
+            course_id,
+            course_title,
+            raw_time,
+            completed_at,
+            raw_status,
+            raw_score,
+            decimal_comma,
+        )
     if not first_name and not last_name and name:
         first_name, last_name = split_name(name)
     return Completion(
@@ -633,8 +719,67 @@ def _read_row(
         last_name=last_name,
         course_id=course_id,
         course_title=course_title,
-        completed_at=completed_at,
+        completed_at=completed_at,  # type: ignore[arg-type]  # a str went to _row_errors
         status=status,
         score=score,
         row=row,
     )
+
+
+def _trim_extra_cells(cells: list[str], row: int, width: int) -> RowError | None:
+    """Drop Excel's trailing empty cells; an error when non-empty cells remain past the header."""
+    while len(cells) > width and not cells[-1].strip():
+        cells.pop()
+    if len(cells) == width:
+        return None
+    extra = ", ".join(cell for cell in cells[width:] if cell.strip())
+    found = len(cells)
+    del cells[width:]
+    return RowError(
+        row,
+        "",
+        preview(extra),
+        f"This row has {found} fields; the header has {width}. "
+        "Remove the extra cells or add a header for them.",
+    )
+
+
+def _row_errors(
+    row: int,
+    headers: dict[str, str],
+    shape: RowError | None,
+    email: str,
+    course_id: str,
+    course_title: str,
+    raw_time: str,
+    completed_at: datetime | str,
+    raw_status: str,
+    raw_score: str,
+    decimal_comma: bool,
+) -> list[RowError]:
+    """Every problem of a row that failed a check, one error per bad cell (in column order)."""
+    found = [shape] if shape is not None else []
+
+    def fail(field_name: str, value: str, reason: str) -> None:
+        found.append(RowError(row, headers.get(field_name, ""), preview(value), reason, field_name))
+
+    if not email:
+        fail("email", email, "The email address is missing.")
+    elif not is_email(email):
+        fail("email", email, f"'{preview(email)}' is not an email address.")
+    if not course_id and not course_title:
+        course_field = "course_id" if "course_id" in headers else "course_title"
+        fail(course_field, "", "The row has neither a course id nor a course title.")
+    if isinstance(completed_at, str):
+        fail("completed_at", raw_time, completed_at)
+    if raw_status:
+        try:
+            parse_status(raw_status)
+        except ValueError as exc:
+            fail("status", raw_status, str(exc))
+    if raw_score:
+        try:
+            parse_score(raw_score, decimal_comma=decimal_comma)
+        except ValueError as exc:
+            fail("score", raw_score, str(exc))
+    return found

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import itertools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from credly_ops.completions import (
     MB,
     CompletionFile,
     CompletionFileError,
+    parse_completed_at,
+    parse_time_by_pattern,
     read_completions,
     sniff_delimiter,
     split_name,
@@ -338,6 +341,121 @@ def test_a_bad_completion_time_is_a_row_error_quoting_it(cell: str, words: str) 
     assert words in reason
     if cell:
         assert f"'{cell}'" in reason
+
+
+def _number(*edges: int) -> st.SearchStrategy[str]:
+    """A field's edge values, or any number between them, with 0 to 2 leading zeros."""
+    value = st.one_of(st.sampled_from(edges), st.integers(min(edges), max(edges)))
+    return st.builds(lambda n, width: str(n).zfill(width), value, st.sampled_from([0, 2, 2, 3]))
+
+
+_CLOCK = st.one_of(
+    st.just(""),
+    st.builds(lambda h, m: f" {h}:{m}", _number(0, 9, 12, 23, 24, 99), _number(0, 59, 60, 99)),
+    st.builds(
+        lambda h, m, s: f" {h}:{m}:{s}",
+        _number(0, 9, 12, 23, 24),
+        _number(0, 59, 60),
+        _number(0, 59, 60, 61),
+    ),
+)
+_US_PART = st.text(alphabet="0123456789", max_size=5)
+US_SHAPED = st.one_of(
+    st.builds(
+        lambda m, d, y, clock: f"{m}/{d}/{y}{clock}",
+        _number(0, 1, 2, 12, 13),
+        _number(0, 1, 28, 29, 30, 31, 32),
+        st.one_of(_number(0, 24, 99), _number(1999, 2024, 2100)),
+        _CLOCK,
+    ),
+    st.builds(
+        lambda m, d, y, clock, sep: f"{m}/{d}/{y}{sep}{clock}",
+        _US_PART,
+        _US_PART,
+        _US_PART,
+        st.text(alphabet="0123456789: APMapm+-Z٣", max_size=12),
+        st.sampled_from([" ", "  ", "T", ""]),
+    ),
+)
+
+
+def _pattern_answer(text: str) -> datetime | str:
+    try:
+        return parse_time_by_pattern(text)
+    except ValueError as exc:
+        return f"error: {exc}"
+
+
+def test_the_quick_path_agrees_with_the_patterns_on_every_edge() -> None:
+    """Every combination of edge values of a US time: month, day, leap year, clock."""
+    months = ["0", "00", "1", "01", "2", "12", "13", "012"]
+    days = ["0", "1", "01", "28", "29", "30", "31", "32", "001"]
+    years = ["23", "24", "00", "2023", "2024", "1900", "0024", "20245"]
+    clocks = ["", " 0:00", " 9:5", " 09:41", " 23:59", " 24:00", " 23:60", " 123:00", " 9:41:07"]
+    clocks += [" 23:59:59", " 23:59:60", " 9:41:7", " 9:41 PM", " 9:41:00 +0200", "  9:41"]
+    checked = 0
+    for m, d, y, clock in itertools.product(months, days, years, clocks):
+        text = f"{m}/{d}/{y}{clock}"
+        try:
+            quick: datetime | str = parse_completed_at(text)
+        except ValueError as exc:
+            quick = f"error: {exc}"
+        assert quick == _pattern_answer(text), text
+        checked += 1
+    assert checked == 8 * 9 * 8 * 15
+
+
+@settings(max_examples=400, deadline=None)
+@given(US_SHAPED)
+def test_the_quick_path_reads_us_times_as_the_patterns_do(text: str) -> None:
+    """Whatever parse_completed_at's quick path accepts, the full patterns read the same."""
+    try:
+        quick: datetime | str = parse_completed_at(text)
+    except ValueError as exc:
+        quick = f"error: {exc}"
+    assert quick == _pattern_answer(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(US_SHAPED, min_size=1, max_size=40))
+def test_the_reader_remembers_days_and_clocks_without_mixing_them_up(cells: list[str]) -> None:
+    """A file repeats days and clocks; each row still gets its own answer."""
+    rows = [f"a@example.com,c,{cell}" for cell in cells]
+    result = read_completions(csv_bytes("email,course,completed at", *rows), now=NOW)
+    times: dict[int, datetime | str] = {c.row or 0: c.completed_at for c in result.completions}
+    times.update({e.row: "error" for e in result.errors if e.field == "completed_at"})
+    for row, cell in enumerate(cells, start=2):
+        if not cell.strip():
+            continue
+        expected = _pattern_answer(cell.strip())
+        if isinstance(expected, datetime) and expected > NOW:
+            expected = "error"
+        got = times.get(row)
+        assert (got == "error") if isinstance(expected, str) else got == expected, (row, cell)
+
+
+def test_a_repeated_day_and_clock_are_read_again_for_each_row() -> None:
+    result = read_completions(
+        csv_bytes(
+            "email,course,completed at",
+            "a@example.com,c,05/01/2024 09:41",
+            "b@example.com,c,05/01/2024 09:42",
+            "c@example.com,c,05/02/2024 09:41",
+            "d@example.com,c,05/01/2024 9:41",
+            "e@example.com,c,05/01/2024 31:41",
+            "f@example.com,c,12/31/2024 09:41",
+        ),
+        now=datetime(2024, 12, 31, tzinfo=UTC),
+    )
+    assert [c.completed_at for c in result.completions] == [
+        MAY_1,
+        MAY_1 + timedelta(minutes=1),
+        MAY_1 + timedelta(days=1),
+        MAY_1,
+    ]
+    assert [(e.row, e.field) for e in result.errors] == [(6, "completed_at"), (7, "completed_at")]
+    assert "not a real date" in result.errors[0].reason
+    assert "in the future" in result.errors[1].reason
 
 
 @pytest.mark.parametrize("cell", ["2025-01-01T00:00:01Z", "2099-01-15 10:00:00 UTC", "1/1/99"])

@@ -45,9 +45,8 @@ from __future__ import annotations
 import calendar
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from credly_ops.models import (
     LIVE_STATES,
@@ -58,6 +57,7 @@ from credly_ops.models import (
     IssuedBadge,
     IssueMethod,
     SuccessStatus,
+    TemplateState,
     normalize_email,
 )
 from credly_ops.timeutil import as_utc
@@ -116,20 +116,21 @@ class BadgeView(Protocol):
     def expires_at(self) -> datetime | None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """The engine's answer for one completion.
+class Decision(NamedTuple):
+    """The engine's answer for one completion (a named tuple: cheap to make, 100,000 times).
 
     ``target_badge_id`` is the live badge an update replaces. ``matched_badge_id`` is the badge
     that made the decision a skip: the badge that already carries this completion
     (``already_issued``), the live badge that blocks a second one (``already_has_badge``) or
     already has the expiry (``already_up_to_date``), or the rejected one
     (``previously_rejected``).
+
+    The fields are in the order :class:`~credly_ops.issuance.plan.PlannedRow` holds them.
     """
 
     outcome: Outcome
     reason: str
-    flags: frozenset[str] = field(default_factory=frozenset)
+    flags: frozenset[str] = frozenset()
     issued_at: datetime | None = None
     expires_at: datetime | None = None
     target_badge_id: str | None = None
@@ -146,6 +147,7 @@ _FAILED = SuccessStatus.FAILED.value
 _UPDATE = IssueMethod.UPDATE.value
 _UPDATING_METHODS = frozenset({IssueMethod.UPDATE.value, IssueMethod.ISSUE_OR_UPDATE.value})
 _REJECTED = BadgeState.REJECTED.value
+_ACTIVE = TemplateState.ACTIVE.value
 _NO_FLAGS: frozenset[str] = frozenset()
 _BACKFILL = frozenset({FLAG_BACKFILL})
 _PREVIOUSLY_REJECTED = frozenset({FLAG_PREVIOUSLY_REJECTED})
@@ -304,12 +306,15 @@ class BadgePool:
         if not self._live:
             return None
         bucket = self._live.get(to_second(moment))
-        return max(bucket, key=_order) if bucket else None
+        if not bucket:
+            return None
+        return bucket[0] if len(bucket) == 1 else max(bucket, key=_order)
 
     def latest_live(self) -> BadgeView | None:
         if self._top is None:
             return None
-        return max(self._live[self._top], key=_order)
+        bucket = self._live[self._top]
+        return bucket[0] if len(bucket) == 1 else max(bucket, key=_order)
 
     def latest_rejected(self) -> BadgeView | None:
         return self._rejected
@@ -364,14 +369,16 @@ def decide_valid(
     if rule.require_pass and completion.status == _FAILED:
         return _PLAIN_SKIPS["not_passed"]
 
-    completed_at = _utc(completion.completed_at)
+    completed_at = completion.completed_at
+    if completed_at.tzinfo is not UTC:
+        completed_at = as_utc(completed_at)
     flags = _NO_FLAGS
     if rule.active_from is not None and completed_at < _utc(rule.active_from):
         if mode == "automatic":
             return _PLAIN_SKIPS["before_active_from"]
         flags = _BACKFILL
 
-    if template is None or not template.can_issue:
+    if template is None or template.state != _ACTIVE:
         return _PLAIN_SKIPS["template_inactive"]
 
     same = pool.live_at(completed_at)

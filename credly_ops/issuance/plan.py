@@ -38,9 +38,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import NamedTuple
+from operator import attrgetter, le
+from typing import NamedTuple, cast
 
 from credly_ops.issuance.decide import (
+    _PLAIN_SKIPS,
     OUTCOMES,
     BadgePool,
     Decision,
@@ -49,7 +51,6 @@ from credly_ops.issuance.decide import (
     _utc,
     decide_valid,
     invalid_reason,
-    to_second,
 )
 from credly_ops.models import (
     BadgeRule,
@@ -65,8 +66,7 @@ PLANNED_PREFIX = "planned:"
 #: the pool of a student with no badge of a template yet; read, never written
 _NO_BADGES = BadgePool()
 _DUPLICATE = Decision(outcome="skip", reason="duplicate_row")
-# the planner decides every row; this only gives its working list a well-typed start
-_UNDECIDED = Decision(outcome="skip", reason="no_rule")
+_SENDING = frozenset({"issue", "update"})
 
 
 def planned_badge_id(row: int) -> str:
@@ -209,9 +209,8 @@ class _Lookup:
         return None, ("ambiguous_course_title" if matches else "no_rule")
 
 
-def _course_key(completion: Completion, rule: BadgeRule | None) -> tuple[str, str]:
-    if rule is not None:
-        return ("course", rule.course_id)
+def _course_key(completion: Completion) -> tuple[str, str]:
+    """What identifies the course of a completion no rule matched."""
     course_id = (completion.course_id or "").strip()
     if course_id:
         return ("course", course_id)
@@ -268,35 +267,24 @@ def _planned_row(
     moment: datetime | None,
     rule: BadgeRule | None,
     decision: Decision,
-    planned_id: str | None,
+    planned_id: str | None = None,
 ) -> PlannedRow:
-    email = completion.email.strip() if isinstance(completion.email, str) else ""
-    course_title = (completion.course_title or "").strip()
+    course_title = completion.course_title.strip()
     if rule is None:
         template_id = ""
-        course_id = (completion.course_id or "").strip()
+        course_id = completion.course_id.strip()
     else:
         template_id = rule.template_id
         course_id = rule.course_id
         course_title = course_title or rule.course_title
-    return PlannedRow(
-        number,
-        email,
-        course_id,
-        course_title,
-        moment,
-        (completion.first_name or "").strip(),
-        (completion.last_name or "").strip(),
-        template_id,
-        decision.outcome,
-        decision.reason,
-        decision.flags,
-        decision.issued_at,
-        decision.expires_at,
-        decision.target_badge_id,
-        decision.matched_badge_id,
-        planned_id,
-    )
+    email = completion.email.strip() if isinstance(completion.email, str) else ""
+    head = (number, email, course_id, course_title, moment)
+    names = (completion.first_name.strip(), completion.last_name.strip(), template_id)
+    # tuple.__new__ straight from the parts: a Decision's fields are the row's, in order
+    return _new_row(PlannedRow, head + names + decision + (planned_id, ""))
+
+
+_new_row = tuple.__new__
 
 
 def _reader_row(number: int, reason: str, detail: str) -> PlannedRow:
@@ -383,75 +371,94 @@ def _plan(
 ) -> Plan:
     lookup = _Lookup.build(rules)
     badges = _index_badges(badges_by_email)
-
-    count = len(completions)
+    by_id = lookup.by_id
+    rows: list[PlannedRow | None] = [None] * len(completions)
     numbers = [c.row if c.row is not None else i + 2 for i, c in enumerate(completions)]
-    moments: list[datetime | None] = [None] * count
-    resolved: list[BadgeRule | None] = [None] * count
-    decisions: list[Decision] = [_UNDECIDED] * count
-    planned_ids: list[str | None] = [None] * count
-    seen: set[tuple[str, tuple[str, str], datetime]] = set()
+    seen: set[tuple[str, str | tuple[str, str], datetime]] = set()
+    # per student: (completed_at, position, rule), decided in that order once all are known
     by_student: dict[str, list[tuple[datetime, int, BadgeRule]]] = defaultdict(list)
 
+    # pass 1, in file order: what a row is on its own (invalid, no rule, a repeat)
     for i, completion in enumerate(completions):
         problem = invalid_reason(completion, now=now)
         if problem is not None:
-            decisions[i] = Decision(outcome="invalid", reason=problem)
-            if isinstance(completion.completed_at, datetime):
-                moments[i] = _utc(completion.completed_at)
+            moment = completion.completed_at
+            rows[i] = _planned_row(
+                numbers[i],
+                completion,
+                _utc(moment) if isinstance(moment, datetime) else None,
+                None,
+                Decision(outcome="invalid", reason=problem),
+            )
             continue
-        email_key = normalize_email(completion.email)
-        moment = moments[i] = _utc(completion.completed_at)
-        rule, lookup_problem = lookup.resolve(completion)
-        resolved[i] = rule
-        identity = (email_key, _course_key(completion, rule), to_second(moment))
+        moment = completion.completed_at
+        if moment.tzinfo is not UTC:
+            moment = _utc(moment)
+        course_id = completion.course_id.strip()
+        rule = by_id.get(course_id) if course_id else None
+        lookup_problem = None
+        if rule is None:
+            rule, lookup_problem = lookup.resolve(completion)
+        # a matched course is its rule's id; an unmatched one a ("course"|"title", key) pair
+        course_key = rule.course_id if rule is not None else _course_key(completion)
+        email_key = completion.email.strip().lower()
+        identity = (
+            email_key,
+            course_key,
+            moment.replace(microsecond=0) if moment.microsecond else moment,
+        )
         if identity in seen:
-            decisions[i] = _DUPLICATE
+            rows[i] = _planned_row(numbers[i], completion, moment, rule, _DUPLICATE)
             continue
         seen.add(identity)
         if rule is None:
-            decisions[i] = Decision(outcome="skip", reason=lookup_problem or "no_rule")
+            rows[i] = _planned_row(
+                numbers[i], completion, moment, None, _PLAIN_SKIPS[lookup_problem or "no_rule"]
+            )
             continue
         by_student[email_key].append((moment, i, rule))
 
+    # pass 2, student by student in completed_at order: the rules, against the badges as the
+    # student's earlier rows leave them
     used_ids: set[str] = set()
     for email_key, entries in by_student.items():
-        entries.sort(key=lambda entry: (entry[0], entry[1]))
-        for _, i, rule in entries:
+        if len(entries) > 1:
+            entries.sort()  # (moment, position): positions are unique, rules never compared
+        last = len(entries) - 1
+        for n, (moment, i, rule) in enumerate(entries):
             pool_key = (email_key, rule.template_id)
             pool = badges.get(pool_key, _NO_BADGES)
+            completion = completions[i]
             decision = decide_valid(
-                completions[i],
+                completion,
                 rule,
                 templates.get(rule.template_id),
                 pool,
                 mode=mode,
                 include_rejected=include_rejected,
             )
-            decisions[i] = decision
-            if decision.sends:
+            badge_id = None
+            if decision.outcome in _SENDING:
                 badge_id = planned_badge_id(numbers[i])
                 if badge_id in used_ids:
                     badge_id = f"{badge_id}~{i}"
                 used_ids.add(badge_id)
-                planned_ids[i] = badge_id
-                if pool is _NO_BADGES:
-                    pool = badges[pool_key] = BadgePool()
-                _simulate(pool, decision, badge_id=badge_id)
+                if n < last:  # only the student's later rows read the pool
+                    if pool is _NO_BADGES:
+                        pool = badges[pool_key] = BadgePool()
+                    _simulate(pool, decision, badge_id=badge_id)
+            rows[i] = _planned_row(numbers[i], completion, moment, rule, decision, badge_id)
 
-    rows = [
-        _planned_row(
-            numbers[i],
-            completion,
-            moments[i],
-            resolved[i],
-            decisions[i],
-            planned_ids[i],
-        )
-        for i, completion in enumerate(completions)
-    ]
+    planned = cast(list[PlannedRow], rows)  # every position is filled by one of the passes
     if invalid_rows:
-        rows.extend(_reader_row(number, reason, detail) for number, reason, detail in invalid_rows)
-    if any(rows[j].row > rows[j + 1].row for j in range(len(rows) - 1)):
-        rows.sort(key=lambda r: r.row)  # stable: equal row numbers keep their input order
-    return Plan(rows=rows, now=now, mode=mode, include_rejected=include_rejected)
+        planned.extend(
+            _reader_row(number, reason, detail) for number, reason, detail in invalid_rows
+        )
+    if not _in_row_order(planned):
+        planned.sort(key=attrgetter("row"))  # stable: equal row numbers keep their input order
+    return Plan(rows=planned, now=now, mode=mode, include_rejected=include_rejected)
+
+
+def _in_row_order(rows: list[PlannedRow]) -> bool:
+    numbers = [r.row for r in rows]
+    return all(map(le, numbers, numbers[1:]))

@@ -3,12 +3,15 @@
 Prints one JSON object.
 
 * **Planning** = read the CSV bytes (``read_completions``) + ``plan()`` in bulk mode against 20
-  badge rules and 20,000 existing badges of the same students: the median of 3 runs, each in a
+  badge rules and 20,000 existing badges of the same students: the median of 5 runs, each in a
   fresh subprocess. Peak memory is reported two ways: ``plan_peak_rss_mb`` is the subprocess's
   ``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss`` (the whole process: interpreter, imported
   libraries, the file's bytes and the plan), ``plan_peak_traced_mb`` the ``tracemalloc`` peak of
   the read + plan alone (Python allocations made by that work; a separate run, since tracing
-  slows allocation). Targets: under 3 s and 300 MB.
+  slows allocation). Targets: under 3 s and 300 MB. The same children time the floor any
+  reader pays, decoding the bytes and splitting them with the ``csv`` module
+  (``plan_floor_seconds_median``); ``plan_vs_floor`` is the ratio of the two medians, which
+  moves less than either time on a noisy machine.
 * **Issuing** = ``run_job`` of a 1,000-row job (every row a new badge) against the emulator in
   its own process with 50 ms added latency, at concurrency 4, reported as a ratio to the ideal
   time rows × latency ÷ concurrency (12.5 s). Target: within 1.3× of ideal.
@@ -16,6 +19,8 @@ Prints one JSON object.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import resource
 import statistics
@@ -86,16 +91,24 @@ def _plan_child(rows: int, *, traced: bool) -> None:
             )
         )
     now = datetime(2030, 1, 1, tzinfo=UTC)
+    floor = 0.0
+    if not traced:  # the floor first, so its memory is gone before the measured run
+        started = time.perf_counter()
+        split = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+        floor = time.perf_counter() - started
+        assert len(split) == rows + 1
+        del split
     if traced:
         tracemalloc.start()
     started = time.perf_counter()
     file = read_completions(data, now=now)
+    read = time.perf_counter() - started
     decided = plan(file.completions, rules, templates, badges, now=now, mode="bulk")
     seconds = time.perf_counter() - started
     peak = tracemalloc.get_traced_memory()[1] if traced else 0
     tracemalloc.stop()
     assert len(decided.rows) == rows
-    print(json.dumps({"seconds": seconds, "traced_peak": peak}))
+    print(json.dumps({"seconds": seconds, "read": read, "floor": floor, "traced_peak": peak}))
 
 
 def _child(flag: str, rows: int) -> dict[str, float]:
@@ -107,12 +120,18 @@ def _child(flag: str, rows: int) -> dict[str, float]:
 
 
 def bench_planning(rows: int) -> dict[str, float]:
-    seconds = [_child("--plan-untraced-child", rows)["seconds"] for _ in range(3)]
+    runs = [_child("--plan-untraced-child", rows) for _ in range(5)]
     rss_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # before the traced run
     traced = _child("--plan-child", rows)
+    seconds = statistics.median(run["seconds"] for run in runs)
+    floor = statistics.median(run["floor"] for run in runs)
     return {
         "plan_rows": rows,
-        "plan_seconds_median": round(statistics.median(seconds), 3),
+        "plan_seconds_median": round(seconds, 3),
+        "plan_seconds_all": sorted(round(run["seconds"], 3) for run in runs),
+        "plan_read_seconds_median": round(statistics.median(run["read"] for run in runs), 3),
+        "plan_floor_seconds_median": round(floor, 3),
+        "plan_vs_floor": round(seconds / floor, 2),
         "plan_seconds_traced": round(traced["seconds"], 3),
         "plan_peak_rss_mb": round(rss_kb / 1024, 1),
         "plan_peak_traced_mb": round(traced["traced_peak"] / 1024 / 1024, 1),

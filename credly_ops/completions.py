@@ -50,7 +50,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
 from credly_ops.models import Completion, SuccessStatus
 from credly_ops.timeutil import as_utc, utcnow
@@ -149,6 +149,23 @@ class RowError:
     field: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class RejectedRow:
+    """What a row with errors said, trimmed, so a report can show it beside the reason.
+
+    ``completed_at`` is the parsed time when the time cell was fine (the row failed for another
+    reason), else ``None``; the names are split from a single name column as for a good row.
+    """
+
+    row: int
+    email: str
+    first_name: str
+    last_name: str
+    course_id: str
+    course_title: str
+    completed_at: datetime | None
+
+
 @dataclass(frozen=True)
 class CompletionFile:
     """What a completion file held: good rows as completions, bad cells as errors."""
@@ -163,6 +180,8 @@ class CompletionFile:
     ignored_columns: list[str] = field(default_factory=list)
     delimiter: str = ","
     encoding: str = "utf-8"
+    #: one per row with errors, in row order: the row's values as read
+    rejected: list[RejectedRow] = field(default_factory=list)
 
     @property
     def rows_with_errors(self) -> int:
@@ -562,6 +581,7 @@ def _read_rows(
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     completions: list[Completion] = []
     errors: list[RowError] = []
+    rejected: list[RejectedRow] = []
     layout: _Layout | None = None
     ignored: list[str] = []
     row_number = 0
@@ -583,10 +603,12 @@ def _read_rows(
                     "Split it into smaller files and upload each."
                 )
             result = _read_row(cells, row_number, layout, times, decimal_comma)
-            if isinstance(result, Completion):
+            if type(result) is Completion:
                 completions.append(result)
             else:
-                errors.extend(result)
+                row_errors, values = cast(tuple[list[RowError], RejectedRow], result)
+                errors.extend(row_errors)
+                rejected.append(values)
     except csv.Error as exc:
         raise CompletionFileError(
             f"Row {row_number + 1} cannot be read as CSV ({exc}); check its quotes."
@@ -601,6 +623,7 @@ def _read_rows(
         ignored_columns=ignored,
         delimiter=delimiter,
         encoding=codec,
+        rejected=rejected,
     )
 
 
@@ -668,7 +691,7 @@ def _read_row(
     layout: _Layout,
     times: _TimeReader,
     decimal_comma: bool,
-) -> Completion | list[RowError]:
+) -> Completion | tuple[list[RowError], RejectedRow]:
     width = layout.width
     shape: RowError | None = None
     if len(cells) != width:
@@ -698,7 +721,7 @@ def _read_row(
         or not email
         or _EMAIL.fullmatch(email) is None
     ):
-        return _row_errors(
+        errors = _row_errors(
             row,
             layout.headers,
             shape,
@@ -711,6 +734,11 @@ def _read_row(
             raw_score,
             decimal_comma,
         )
+        if not first_name and not last_name and name:
+            first_name, last_name = split_name(name)
+        moment = completed_at if isinstance(completed_at, datetime) else None
+        values = RejectedRow(row, email, first_name, last_name, course_id, course_title, moment)
+        return errors, values
     if not first_name and not last_name and name:
         first_name, last_name = split_name(name)
     return Completion(

@@ -904,3 +904,24 @@ def test_the_cycle_collector_is_left_as_it_was_found() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_rows_with_errors_keep_what_they_said() -> None:
+    result = read_completions(
+        csv_bytes(
+            "email,name,course id,completed at",
+            "ada@example.com,Ada Lovelace,C1,2024-05-01",
+            "ada(at)example.com,Ada Lovelace,C1,2024-05-01T09:41:00Z",
+            " grace@example.com ,Grace Hopper,,someday",
+        ),
+        now=NOW,
+    )
+    assert [c.row for c in result.completions] == [2]
+    assert [
+        (r.row, r.email, r.first_name, r.last_name, r.course_id, r.completed_at)
+        for r in result.rejected
+    ] == [
+        (3, "ada(at)example.com", "Ada", "Lovelace", "C1", MAY_1),
+        (4, "grace@example.com", "Grace", "Hopper", "", None),
+    ]
+    assert result.rows_with_errors == len(result.rejected) == 2

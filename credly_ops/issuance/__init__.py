@@ -34,6 +34,7 @@ from credly_ops.issuance.decide import (
 )
 from credly_ops.issuance.plan import (
     PLANNED_PREFIX,
+    InvalidRow,
     Plan,
     PlannedRow,
     idempotency_key,
@@ -140,6 +141,7 @@ __all__ = [
     "BadgeView",
     "CacheFreshness",
     "Decision",
+    "InvalidRow",
     "JobBusy",
     "JobNotFound",
     "JobProgress",

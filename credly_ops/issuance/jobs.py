@@ -55,12 +55,13 @@ import pandas as pd
 from credly_ops.access import Actor, Permission, require
 from credly_ops.completions import (
     CompletionFile,
+    RejectedRow,
     RowError,
     read_completions,
 )
 from credly_ops.credly.errors import CredlyError
 from credly_ops.exports import to_csv_bytes
-from credly_ops.issuance.plan import Plan, PlannedRow, plan
+from credly_ops.issuance.plan import InvalidRow, Plan, PlannedRow, plan
 from credly_ops.lms import save_completions
 from credly_ops.models import BadgeRule, Completion, IssuedBadge, TemplateRef, normalize_email
 from credly_ops.reasons import describe
@@ -284,8 +285,10 @@ def source_sha256(data: bytes) -> str:
     return hashlib.sha256(bytes(data)).hexdigest()
 
 
-def reader_invalid_rows(errors: Sequence[RowError]) -> list[tuple[int, str, str]]:
-    """The reader's bad rows as the planner's ``invalid_rows``: (row, reason code, detail).
+def reader_invalid_rows(
+    errors: Sequence[RowError], rejected: Sequence[RejectedRow] = ()
+) -> list[InvalidRow]:
+    """The reader's bad rows as the planner's ``invalid_rows``, with what each row said.
 
     The first bad field of a row names its reason (:data:`READER_REASONS`; a date in the future
     is ``future_date``); the detail joins every problem of the row as ``column: sentence``.
@@ -293,14 +296,31 @@ def reader_invalid_rows(errors: Sequence[RowError]) -> list[tuple[int, str, str]
     by_row: dict[int, list[RowError]] = {}
     for error in errors:
         by_row.setdefault(error.row, []).append(error)
-    out: list[tuple[int, str, str]] = []
+    said = {values.row: values for values in rejected}
+    out: list[InvalidRow] = []
     for number, problems in by_row.items():
         first = problems[0]
         code = READER_REASONS.get(first.field, "extra_fields")
         if code == "bad_date" and "future" in first.reason:
             code = "future_date"
         detail = "; ".join(f"{p.column}: {p.reason}" if p.column else p.reason for p in problems)
-        out.append((number, code, detail))
+        values = said.get(number)
+        if values is None:
+            out.append(InvalidRow(number, code, detail))
+            continue
+        out.append(
+            InvalidRow(
+                number,
+                code,
+                detail,
+                email=values.email,
+                course_id=values.course_id,
+                course_title=values.course_title,
+                completed_at=values.completed_at,
+                first_name=values.first_name,
+                last_name=values.last_name,
+            )
+        )
     return out
 
 
@@ -397,7 +417,7 @@ def prepare(
         now=moment,
         mode="bulk",
         include_rejected=include_rejected,
-        invalid_rows=reader_invalid_rows(file.errors),
+        invalid_rows=reader_invalid_rows(file.errors, file.rejected),
     )
     return Prepared(
         plan=decided,

@@ -287,24 +287,39 @@ def _planned_row(
 _new_row = tuple.__new__
 
 
-def _reader_row(number: int, reason: str, detail: str) -> PlannedRow:
+class InvalidRow(NamedTuple):
+    """A row the reader could not turn into a completion, as the planner takes it: its number,
+    reason code and detail, and what the row said (so a report shows it beside the reason)."""
+
+    row: int
+    reason: str
+    detail: str
+    email: str = ""
+    course_id: str = ""
+    course_title: str = ""
+    completed_at: datetime | None = None
+    first_name: str = ""
+    last_name: str = ""
+
+
+def _reader_row(entry: InvalidRow) -> PlannedRow:
     return PlannedRow(
-        row=number,
-        email="",
-        course_id="",
-        course_title="",
-        completed_at=None,
-        first_name="",
-        last_name="",
+        row=entry.row,
+        email=entry.email,
+        course_id=entry.course_id,
+        course_title=entry.course_title,
+        completed_at=entry.completed_at,
+        first_name=entry.first_name,
+        last_name=entry.last_name,
         template_id="",
         outcome="invalid",
-        reason=reason,
+        reason=entry.reason,
         flags=frozenset(),
         issued_at=None,
         expires_at=None,
         target_badge_id=None,
         matched_badge_id=None,
-        detail=detail,
+        detail=entry.detail,
     )
 
 
@@ -317,7 +332,7 @@ def plan(
     now: datetime,
     mode: Mode = "bulk",
     include_rejected: bool = False,
-    invalid_rows: Sequence[tuple[int, str, str]] = (),
+    invalid_rows: Sequence[InvalidRow | tuple[int, str, str]] = (),
 ) -> Plan:
     """Decide every row of an upload; see the module docstring.
 
@@ -325,8 +340,9 @@ def plan(
     ``badges_by_email`` holds the organization's badges for the students in the upload (keys
     are not trusted: each badge is matched by its own ``recipient_email``). A completion's row
     number is its ``row``, or its position + 2 when it has none (row 1 is a file's header).
-    ``invalid_rows`` are rows the reader could not turn into completions, as (row number,
-    reason code, detail); they appear as ``invalid`` rows.
+    ``invalid_rows`` are rows the reader could not turn into completions, as
+    :class:`InvalidRow` (or a plain (row number, reason code, detail)); they appear as
+    ``invalid`` rows carrying what the row said.
     """
     with _cycle_collector_paused():
         return _plan(
@@ -367,7 +383,7 @@ def _plan(
     now: datetime,
     mode: Mode,
     include_rejected: bool,
-    invalid_rows: Sequence[tuple[int, str, str]],
+    invalid_rows: Sequence[InvalidRow | tuple[int, str, str]],
 ) -> Plan:
     lookup = _Lookup.build(rules)
     badges = _index_badges(badges_by_email)
@@ -451,9 +467,7 @@ def _plan(
 
     planned = cast(list[PlannedRow], rows)  # every position is filled by one of the passes
     if invalid_rows:
-        planned.extend(
-            _reader_row(number, reason, detail) for number, reason, detail in invalid_rows
-        )
+        planned.extend(_reader_row(InvalidRow(*entry)) for entry in invalid_rows)
     if not _in_row_order(planned):
         planned.sort(key=attrgetter("row"))  # stable: equal row numbers keep their input order
     return Plan(rows=planned, now=now, mode=mode, include_rejected=include_rejected)

@@ -108,6 +108,10 @@ def test_issue_yes_json_report_sends_once_and_reports_every_row(
         ("7", "invalid"),
     ]
     assert {line["badge_id"] for line in lines[:4]} == {b["id"] for b in badges}
+    # the invalid row says what the file said, beside the reason
+    bad = lines[5]
+    assert (bad["email"], bad["course_id"], bad["reason"]) == ("not-an-email", "c-1", "bad_email")
+    assert bad["completed_at"].startswith("2024-05-01")
 
     # the same file again: nothing new is issued, and the exit code is still 0
     code, out, _ = run_cli(capsys, str(completion_file(tmp_path)), "--yes", "--json")
@@ -127,11 +131,9 @@ def test_a_dry_run_prints_the_plan_and_sends_nothing(
     result = json.loads(out)
     assert set(result) == JSON_KEYS and result["job_id"] is None
     assert (result["issued"], result["skipped"], result["invalid"]) == (4, 1, 1)
-    assert [line["outcome"] for line in read_csv_report(report.read_bytes())] == [
-        *["issue"] * 4,
-        "skip",
-        "invalid",
-    ]
+    planned = read_csv_report(report.read_bytes())
+    assert [line["outcome"] for line in planned] == [*["issue"] * 4, "skip", "invalid"]
+    assert (planned[5]["email"], planned[5]["course_id"]) == ("not-an-email", "c-1")
     assert world.badges_for(DEMO_ORG_ID) == []
     assert jobs_in(db) == []
     with Store(db).session() as cur:

@@ -27,6 +27,7 @@ from credly_ops.issuance import (
     plan,
     planned_badge_id,
 )
+from credly_ops.issuance.plan import InvalidRow
 from credly_ops.models import BadgeRule, BadgeTemplate, Completion, IssuedBadge
 from credly_ops.reasons import REASONS
 from tests.issuance.test_decide import (
@@ -141,6 +142,24 @@ def test_reader_errors_merge_into_row_order() -> None:
     ]
     assert p.rows[2].detail == "completed_at: 'soon' is not a date"
     assert p.counts()["invalid"] == 2
+
+
+def test_an_invalid_row_carries_what_the_file_said() -> None:
+    said = InvalidRow(
+        3,
+        "bad_email",
+        "Email: 'ada(at)example.com' is not an email address.",
+        email="ada(at)example.com",
+        course_id="C1",
+        completed_at=T0,
+        first_name="Ada",
+        last_name="Lovelace",
+    )
+    (only,) = make_plan([], invalid_rows=[said]).rows
+    assert (only.row, only.outcome, only.reason, only.detail) == (3, "invalid", *said[1:3])
+    assert (only.email, only.course_id, only.completed_at) == ("ada(at)example.com", "C1", T0)
+    assert (only.first_name, only.last_name, only.template_id) == ("Ada", "Lovelace", "")
+    assert not only.sends and only.planned_badge_id is None
 
 
 def test_plan_does_not_touch_the_callers_badges() -> None:

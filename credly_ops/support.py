@@ -3,7 +3,8 @@ badge, revoke a badge.
 
 Each action takes the :class:`~credly_ops.access.Actor` doing it, checks their permission
 inside this module (so no page or command can skip it) and leaves an audit row; a re-issue also
-leaves a one-row job in the ledger, like a bulk issue does.
+leaves a one-row job in the ledger, its row committed in flight before the request, like a bulk
+issue does.
 
 ================  ==================  ===========================================================
 action            permission          what it does
@@ -22,7 +23,8 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from credly_ops.access import Actor, Permission, require
 from credly_ops.credly.client import CredlyClient
@@ -216,7 +218,10 @@ def reissue(
     The engine plans the completion in bulk mode against the student's badges as Credly holds
     them now (read live, and written to the cache); an ``issue`` or ``update`` decision is sent,
     anything else is reported with its reason. Every attempt leaves a one-row ``reissue`` job in
-    the ledger and an audit row; a Credly error is recorded as a failed row, then raised.
+    the ledger and an audit row; a Credly error is recorded as a failed row, then raised. As in
+    a bulk job, the row is committed ``in_flight`` before the request goes out, so a process
+    that stops before Credly answers leaves a trace; the next re-issue of the completion settles
+    such a row once it is :data:`ABANDONED_AFTER` old, from the badges Credly then holds.
     """
     require(actor, Permission.ISSUE)
     completion = find_completion(ws, email, course_id, completed_at)
@@ -242,15 +247,17 @@ def reissue(
             mode="bulk",
             include_rejected=include_rejected,
         ).rows[0]
+        _settle_abandoned_attempts(ws, actor, row, current, now=started)
         if not row.sends:
-            _record(ws, actor, job_id, row, started, status="skipped")
+            _record_skip(ws, actor, job_id, row, started)
             return ReissueResult(job_id, row.outcome, row.reason, None, row.flags)
+        _begin(ws, actor, job_id, row, started)  # committed before the request goes out
         try:
             badges = _send(client, row, key)
         except CredlyError as exc:
-            _record(ws, actor, job_id, row, started, status="failed", error=exc)
+            _finish(ws, actor, job_id, row, status="failed", error=exc)
             raise
-    _record(ws, actor, job_id, row, started, status="succeeded", badges=badges)
+    _finish(ws, actor, job_id, row, status="succeeded", badges=badges)
     return ReissueResult(job_id, row.outcome, row.reason, badges[-1], row.flags)
 
 
@@ -283,88 +290,272 @@ def _send(client: CredlyClient, row: PlannedRow, email: str) -> list[IssuedBadge
     return [old, new]
 
 
-def _record(
-    ws: Workspace,
+def _options(row: PlannedRow) -> dict[str, str | None]:
+    return {
+        "email": row.email_key,
+        "course_id": row.course_id,
+        "completed_at": row.completed_at.isoformat() if row.completed_at else None,
+    }
+
+
+def _insert(
+    cur: Any,
     actor: Actor,
     job_id: str,
     row: PlannedRow,
     started: datetime,
     *,
+    job_status: str,
+    row_status: str,
+    finished: datetime | None,
+) -> None:
+    """The one-row job and its ledger row."""
+    cur.execute(
+        "INSERT INTO jobs (id, kind, created_at, created_by, source_name, status, options, "
+        "rows, started_at, finished_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
+        [
+            job_id,
+            JOB_KIND_REISSUE,
+            to_db_time(started),
+            actor.name,
+            "student preview",
+            job_status,
+            json.dumps(_options(row)),
+            to_db_time(started),
+            to_db_time(finished),
+            to_db_time(finished or started),
+        ],
+    )
+    cur.execute(
+        "INSERT INTO ledger (job_id, row_no, key, email, first_name, last_name, course_id, "
+        "course_title, completed_at, template_id, outcome, reason, flags, issued_at, "
+        "expires_at, target_badge_id, status, attempts, updated_at) "
+        "VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            job_id,
+            row.key,
+            row.email_key,
+            row.first_name,
+            row.last_name,
+            row.course_id,
+            row.course_title,
+            to_db_time(row.completed_at),
+            row.template_id,
+            row.outcome,
+            row.reason,
+            ",".join(sorted(row.flags)),
+            to_db_time(row.issued_at),
+            to_db_time(row.expires_at),
+            row.target_badge_id,
+            row_status,
+            0 if row_status == "skipped" else 1,
+            to_db_time(finished or started),
+        ],
+    )
+
+
+def _audit(
+    cur: Any,
+    actor: Actor,
+    job_id: str,
+    row: PlannedRow,
+    *,
+    outcome: str,
+    badge_id: str | None = None,
+    error: CredlyError | None = None,
+) -> None:
+    write_audit(
+        cur,
+        actor=actor.name,
+        role=actor.role.value,
+        action="badge.reissue",
+        target=row.email_key,
+        job_id=job_id,
+        outcome=outcome,
+        detail={
+            **_options(row),
+            "outcome": row.outcome,
+            "reason": row.reason,
+            "badge_id": badge_id,
+            "error": error.kind if error is not None else None,
+        },
+    )
+
+
+def _record_skip(
+    ws: Workspace, actor: Actor, job_id: str, row: PlannedRow, started: datetime
+) -> None:
+    """A decision that sends nothing: the finished one-row job and its audit row at once."""
+    with ws.store.transaction() as cur:
+        _insert(
+            cur,
+            actor,
+            job_id,
+            row,
+            started,
+            job_status="done",
+            row_status="skipped",
+            finished=utcnow(),
+        )
+        _audit(cur, actor, job_id, row, outcome="skipped")
+
+
+def _begin(ws: Workspace, actor: Actor, job_id: str, row: PlannedRow, started: datetime) -> None:
+    """The job ``running`` and its row ``in_flight``, committed before anything is sent: a
+    process that stops before Credly answers leaves that trace, which the next re-issue of the
+    completion settles (:func:`_settle_abandoned_attempts`)."""
+    with ws.store.transaction() as cur:
+        _insert(
+            cur,
+            actor,
+            job_id,
+            row,
+            started,
+            job_status="running",
+            row_status="in_flight",
+            finished=None,
+        )
+
+
+def _finish(
+    ws: Workspace,
+    actor: Actor,
+    job_id: str,
+    row: PlannedRow,
+    *,
     status: str,
     badges: list[IssuedBadge] | None = None,
     error: CredlyError | None = None,
 ) -> None:
-    """The one-row job, its ledger row, the cache and the audit row, in one unit of work."""
+    """Credly's answer: the row's result, the job's end, the cache and the audit row, at once."""
     finished = utcnow()
     badge_id = badges[-1].id if badges else None
-    message = str(error)[:_MESSAGE_LIMIT] if error is not None else None
-    options = {
-        "email": row.email_key,
-        "course_id": row.course_id,
-        "completed_at": row.completed_at.isoformat() if row.completed_at else None,
-    }
     with ws.store.transaction() as cur:
-        cur.execute(
-            "INSERT INTO jobs (id, kind, created_at, created_by, source_name, status, options, "
-            "rows, started_at, finished_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
-            [
-                job_id,
-                JOB_KIND_REISSUE,
-                to_db_time(started),
-                actor.name,
-                "student preview",
-                "failed" if status == "failed" else "done",
-                json.dumps(options),
-                to_db_time(started),
-                to_db_time(finished),
-                to_db_time(finished),
-            ],
-        )
-        cur.execute(
-            "INSERT INTO ledger (job_id, row_no, key, email, first_name, last_name, course_id, "
-            "course_title, completed_at, template_id, outcome, reason, flags, issued_at, "
-            "expires_at, target_badge_id, status, badge_id, error_class, error_message, "
-            "attempts, updated_at) VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-            "?, ?, ?, ?)",
-            [
-                job_id,
-                row.key,
-                row.email_key,
-                row.first_name,
-                row.last_name,
-                row.course_id,
-                row.course_title,
-                to_db_time(row.completed_at),
-                row.template_id,
-                row.outcome,
-                row.reason,
-                ",".join(sorted(row.flags)),
-                to_db_time(row.issued_at),
-                to_db_time(row.expires_at),
-                row.target_badge_id,
-                status,
-                badge_id,
-                error.kind if error is not None else None,
-                message,
-                0 if status == "skipped" else 1,
-                to_db_time(finished),
-            ],
+        _close(
+            cur,
+            job_id,
+            status=status,
+            badge_id=badge_id,
+            error_class=error.kind if error is not None else None,
+            message=str(error)[:_MESSAGE_LIMIT] if error is not None else None,
+            at=finished,
         )
         if badges:
             upsert_badges(cur, badges, synced_at=finished)
-        write_audit(
+        _audit(
             cur,
-            actor=actor.name,
-            role=actor.role.value,
-            action="badge.reissue",
-            target=row.email_key,
-            job_id=job_id,
-            outcome="failed" if status == "failed" else ("ok" if badges else "skipped"),
-            detail={
-                **options,
-                "outcome": row.outcome,
-                "reason": row.reason,
-                "badge_id": badge_id,
-                "error": error.kind if error is not None else None,
-            },
+            actor,
+            job_id,
+            row,
+            outcome="failed" if status == "failed" else "ok",
+            badge_id=badge_id,
+            error=error,
         )
+
+
+def _close(
+    cur: Any,
+    job_id: str,
+    *,
+    status: str,
+    badge_id: str | None,
+    error_class: str | None,
+    message: str | None,
+    at: datetime,
+) -> None:
+    """Set the one-row job's result: its ledger row's status and the job's end."""
+    cur.execute(
+        "UPDATE ledger SET status = ?, badge_id = ?, error_class = ?, error_message = ?, "
+        "updated_at = ? WHERE job_id = ? AND row_no = 1",
+        [status, badge_id, error_class, message, to_db_time(at), job_id],
+    )
+    cur.execute(
+        "UPDATE jobs SET status = ?, finished_at = ?, heartbeat_at = ? WHERE id = ?",
+        ["failed" if status == "failed" else "done", to_db_time(at), to_db_time(at), job_id],
+    )
+
+
+#: a re-issue still ``in_flight`` after this long was abandoned (its process stopped before
+#: Credly answered): no request, retries included, lasts anywhere near it
+ABANDONED_AFTER = timedelta(minutes=10)
+#: the error class of an abandoned re-issue that never took effect
+ERROR_INTERRUPTED = "interrupted"
+
+
+def _settle_abandoned_attempts(
+    ws: Workspace, actor: Actor, row: PlannedRow, current: list[IssuedBadge], *, now: datetime
+) -> None:
+    """Close earlier re-issues of this completion left ``in_flight``, by the badges Credly
+    holds now (just read): the badge is there, and no other ledger row accounts for it →
+    ``succeeded`` with its id; otherwise → ``failed`` (:data:`ERROR_INTERRUPTED`: the request
+    never took effect)."""
+    if row.completed_at is None or not row.template_id:
+        return
+    with ws.store.transaction() as cur:
+        abandoned = cur.execute(
+            "SELECT l.job_id, l.outcome, l.target_badge_id FROM ledger l JOIN jobs j "
+            "ON j.id = l.job_id WHERE j.kind = ? AND l.status = 'in_flight' AND l.email = ? "
+            "AND l.template_id = ? AND l.completed_at = ? AND j.started_at < ?",
+            [
+                JOB_KIND_REISSUE,
+                row.email_key,
+                row.template_id,
+                to_db_time(row.completed_at),
+                to_db_time(now - ABANDONED_AFTER),
+            ],
+        ).fetchall()
+        if not abandoned:
+            return
+        # a badge another ledger row already accounts for was made by that row, not these
+        claimed = {
+            r[0]
+            for r in cur.execute(
+                "SELECT badge_id FROM ledger WHERE email = ? AND status = 'succeeded' "
+                "AND badge_id IS NOT NULL",
+                [row.email_key],
+            ).fetchall()
+        }
+        for job_id, outcome, target in abandoned:
+            landed = _landed(current, row, outcome, target)
+            if landed in claimed:
+                landed = None
+            _close(
+                cur,
+                job_id,
+                status="failed" if landed is None else "succeeded",
+                badge_id=landed,
+                error_class=ERROR_INTERRUPTED if landed is None else None,
+                message="The process stopped before Credly answered; the badge was not issued."
+                if landed is None
+                else None,
+                at=now,
+            )
+            write_audit(
+                cur,
+                actor=actor.name,
+                role=actor.role.value,
+                action="badge.reissue.settled",
+                target=row.email_key,
+                job_id=job_id,
+                outcome="failed" if landed is None else "ok",
+                detail={**_options(row), "badge_id": landed},
+            )
+
+
+def _landed(
+    current: list[IssuedBadge], row: PlannedRow, outcome: str, target: str | None
+) -> str | None:
+    """The badge an abandoned issue or update created, if Credly holds it."""
+    if outcome == "update":
+        replaced = next((b for b in current if b.id == target), None)
+        return replaced.replacement_badge_id if replaced is not None else None
+    assert row.completed_at is not None
+    second = row.completed_at.replace(microsecond=0)
+    for badge in current:
+        if (
+            badge.template_id == row.template_id
+            and badge.is_live
+            and as_utc(badge.issued_at).replace(microsecond=0) == second
+        ):
+            return badge.id
+    return None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from credly_ops.access import Actor, PermissionDenied, Role
@@ -16,7 +17,14 @@ from credly_ops.lms import save_completions
 from credly_ops.models import BadgeRule, Completion, IssueMethod, SuccessStatus
 from credly_ops.profile import VERDICT_ISSUE_FAILED, VERDICT_ISSUED, load_profile
 from credly_ops.rules import replace_rules
-from credly_ops.support import find_completion, refresh_student, reissue, revoke_badge
+from credly_ops.support import (
+    ABANDONED_AFTER,
+    ERROR_INTERRUPTED,
+    find_completion,
+    refresh_student,
+    reissue,
+    revoke_badge,
+)
 from credly_ops.sync import sync
 from credly_ops.workspace import Workspace
 from tests.conftest import emulator_workspace
@@ -206,3 +214,79 @@ def test_refresh_reads_the_student_live_and_forgets_deleted_badges(ws: Workspace
     assert cached_state(ws, "theirs") is None  # another organization's badge never arrives
     [entry] = audit(ws, "student.refresh")
     assert entry[:4] == ("vera.viewer", "viewer", "ok", EMAIL)
+
+
+class ProcessStopped(BaseException):
+    """What a process killed mid-request looks like from inside: nothing after it runs."""
+
+
+class StopsOnSend(httpx.HTTPTransport):
+    """The real transport, except that the process "dies" on the request that sends a badge:
+    before it reaches Credly (``lands=False``) or after Credly took it (``lands=True``)."""
+
+    def __init__(self, *, lands: bool) -> None:
+        super().__init__()
+        self.lands = lands
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        sending = request.method == "POST" and request.url.path.endswith("/badges")
+        if sending and not self.lands:
+            raise ProcessStopped
+        response = super().handle_request(request)
+        if sending:
+            response.read()
+            raise ProcessStopped
+        return response
+
+
+def crash_on_send(ws: Workspace, monkeypatch: pytest.MonkeyPatch, *, lands: bool) -> None:
+    real = ws.client
+    monkeypatch.setattr(ws, "client", lambda **kw: real(transport=StopsOnSend(lands=lands), **kw))
+
+
+def ledger_rows(ws: Workspace) -> list[tuple]:
+    with ws.store.session() as cur:
+        return cur.execute(
+            "SELECT l.job_id, l.status, l.badge_id, l.error_class, j.status FROM ledger l "
+            "JOIN jobs j ON j.id = l.job_id ORDER BY j.created_at, l.job_id"
+        ).fetchall()
+
+
+def age_jobs(ws: Workspace, by: timedelta) -> None:
+    """Move every job's start back in time (the ledger's clock is the only thing that moves)."""
+    with ws.store.transaction() as cur:
+        cur.execute("UPDATE jobs SET started_at = started_at - ?", [by])
+
+
+@pytest.mark.parametrize("lands", [False, True])
+def test_a_reissue_is_in_flight_in_the_ledger_before_its_request_leaves(
+    ws: Workspace, world, monkeypatch: pytest.MonkeyPatch, lands: bool
+) -> None:
+    with monkeypatch.context() as patch:
+        crash_on_send(ws, patch, lands=lands)
+        with pytest.raises(ProcessStopped):
+            reissue(ws, CSM, EMAIL, "c1", DONE)
+    [(job_id, status, badge_id, error_class, job_status)] = ledger_rows(ws)
+    assert (status, badge_id, error_class, job_status) == ("in_flight", None, None, "running")
+    on_credly = [b for b in world.badges_for(DEMO_ORG_ID) if b["recipient_email"] == EMAIL]
+    assert len(on_credly) == (1 if lands else 0)
+
+    # a re-issue soon after leaves the recent attempt alone (it may still be waiting on Credly)
+    again = reissue(ws, CSM, EMAIL, "c1", DONE)
+    assert ledger_rows(ws)[0][1] == "in_flight"
+    assert again.outcome == ("skip" if lands else "issue")
+
+    # once it is old enough to be abandoned, the next re-issue settles it from Credly's badges
+    age_jobs(ws, ABANDONED_AFTER + timedelta(seconds=1))
+    reissue(ws, CSM, EMAIL, "c1", DONE)
+    first = ledger_rows(ws)[0]
+    assert first[0] == job_id
+    if lands:
+        assert first[1:] == ("succeeded", on_credly[0]["id"], None, "done")
+    else:
+        assert first[1:] == ("failed", None, ERROR_INTERRUPTED, "failed")
+    [settled] = audit(ws, "badge.reissue.settled")
+    assert settled[:5] == ("carl.csm", "csm", "ok" if lands else "failed", EMAIL, job_id)
+    # and whatever happened, the student has exactly one badge for the completion
+    on_credly = [b for b in world.badges_for(DEMO_ORG_ID) if b["recipient_email"] == EMAIL]
+    assert len(on_credly) == 1

@@ -12,9 +12,8 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
-from authlib.jose import JsonWebKey, jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from joserfc import jwt
+from joserfc.jwk import RSAKey
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -26,18 +25,8 @@ CLIENT_SECRET = "e2e-client-secret"
 
 class Provider:
     def __init__(self) -> None:
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.private_pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        public = JsonWebKey.import_key(
-            key.public_key().public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            ),
-            {"kty": "RSA"},
-        ).as_dict()
+        self.key = RSAKey.generate_key(2048)
+        public: dict[str, Any] = dict(self.key.as_dict(private=False))
         public.update(kid="e2e", use="sig", alg="RS256")
         self.jwks = {"keys": [public]}
         self.issuer = ""
@@ -100,13 +89,13 @@ class Provider:
         }
         if grant["nonce"]:
             claims["nonce"] = grant["nonce"]
-        id_token = jwt.encode({"alg": "RS256", "kid": "e2e"}, claims, self.private_pem)
+        id_token = jwt.encode({"alg": "RS256", "kid": "e2e"}, claims, self.key)
         return JSONResponse(
             {
                 "access_token": secrets.token_urlsafe(16),
                 "token_type": "Bearer",
                 "expires_in": 3600,
-                "id_token": id_token.decode(),
+                "id_token": id_token,
             }
         )
 

@@ -52,7 +52,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from operator import itemgetter
 from typing import Any, cast
 
-from credly_ops.models import Completion, SuccessStatus
+from credly_ops.models import Completion, SuccessStatus, checked_completion
 from credly_ops.timeutil import as_utc, utcnow
 
 MB = 1024 * 1024
@@ -741,16 +741,16 @@ def _read_row(
         return errors, values
     if not first_name and not last_name and name:
         first_name, last_name = split_name(name)
-    return Completion(
-        email=email,
-        first_name=first_name,
-        last_name=last_name,
-        course_id=course_id,
-        course_title=course_title,
-        completed_at=completed_at,  # type: ignore[arg-type]  # a str went to _row_errors
-        status=status,
-        score=score,
-        row=row,
+    return checked_completion(
+        email,
+        first_name,
+        last_name,
+        course_id,
+        course_title,
+        completed_at,  # type: ignore[arg-type]  # a str went to _row_errors
+        status,
+        score,
+        row,
     )
 
 

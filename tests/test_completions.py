@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import itertools
 from datetime import UTC, datetime, timedelta
@@ -75,7 +76,20 @@ def _quote(value: str) -> str:
 def only_completion(result: CompletionFile) -> Completion:
     assert result.errors == []
     assert len(result.completions) == 1
+    passes_its_own_checks(result.completions[0])
     return result.completions[0]
+
+
+def passes_its_own_checks(completion: Completion) -> None:
+    """The reader builds completions without Completion's checks (checked_completion): what it
+    builds must be exactly what those checks leave."""
+    assert type(completion.completed_at) is datetime and completion.completed_at.tzinfo is UTC
+    for name in ("email", "first_name", "last_name", "course_id", "course_title"):
+        assert type(getattr(completion, name)) is str
+    assert completion.status is None or type(completion.status) is SuccessStatus
+    assert completion.score is None or type(completion.score) is float
+    assert type(completion.row) is int
+    assert dataclasses.replace(completion) == completion  # the checks accept it as it is
 
 
 def only_error(result: CompletionFile) -> tuple[str, str, str]:
@@ -815,6 +829,7 @@ def test_the_sample_file_reads_as_documented() -> None:
 def _check_invariants(result: CompletionFile) -> None:
     assert result.rows_read == len(result.completions) + result.rows_with_errors
     for completion in result.completions:
+        passes_its_own_checks(completion)
         assert completion.row is not None and completion.row >= 2
         assert completion.completed_at <= NOW
         assert completion.completed_at.utcoffset() is not None

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from credly_ops.models import COMPLETION_FIELDS, Completion, SuccessStatus
+from credly_ops.models import COMPLETION_FIELDS, Completion, SuccessStatus, checked_completion
 
 WHEN = datetime(2024, 5, 1, 9, 41, tzinfo=UTC)
 
@@ -81,3 +81,10 @@ def test_as_record_names_every_field_with_plain_values() -> None:
     assert tuple(record) == COMPLETION_FIELDS
     assert record["status"] == "passed" and type(record["status"]) is str
     assert record["row"] == 7 and record["completed_at"] == WHEN
+
+
+def test_checked_completion_is_the_same_value_built_without_the_checks() -> None:
+    values = ("ada@example.com", "Ada", "Lovelace", "C1", "Engines", WHEN, None, 85.0, 7)
+    built = checked_completion(*values)
+    assert built == Completion(**dict(zip(COMPLETION_FIELDS, values, strict=True)))
+    assert type(built) is Completion and hash(built) == hash(Completion(**built.as_record()))

@@ -361,25 +361,31 @@ def _audit(
     row: PlannedRow,
     *,
     outcome: str,
-    badge_id: str | None = None,
-    error: CredlyError | None = None,
+    facts: dict[str, str | None],
+    action: str = "badge.reissue",
 ) -> None:
+    """An audit row about the completion of ``row``: the completion, then ``facts``."""
     write_audit(
         cur,
         actor=actor.name,
         role=actor.role.value,
-        action="badge.reissue",
+        action=action,
         target=row.email_key,
         job_id=job_id,
         outcome=outcome,
-        detail={
-            **_options(row),
-            "outcome": row.outcome,
-            "reason": row.reason,
-            "badge_id": badge_id,
-            "error": error.kind if error is not None else None,
-        },
+        detail={**_options(row), **facts},
     )
+
+
+def _decided(
+    row: PlannedRow, badge_id: str | None = None, error: CredlyError | None = None
+) -> dict[str, str | None]:
+    return {
+        "outcome": row.outcome,
+        "reason": row.reason,
+        "badge_id": badge_id,
+        "error": error.kind if error is not None else None,
+    }
 
 
 def _record_skip(
@@ -397,7 +403,7 @@ def _record_skip(
             row_status="skipped",
             finished=utcnow(),
         )
-        _audit(cur, actor, job_id, row, outcome="skipped")
+        _audit(cur, actor, job_id, row, outcome="skipped", facts=_decided(row))
 
 
 def _begin(ws: Workspace, actor: Actor, job_id: str, row: PlannedRow, started: datetime) -> None:
@@ -448,8 +454,7 @@ def _finish(
             job_id,
             row,
             outcome="failed" if status == "failed" else "ok",
-            badge_id=badge_id,
-            error=error,
+            facts=_decided(row, badge_id, error),
         )
 
 
@@ -530,15 +535,14 @@ def _settle_abandoned_attempts(
                 else None,
                 at=now,
             )
-            write_audit(
+            _audit(
                 cur,
-                actor=actor.name,
-                role=actor.role.value,
-                action="badge.reissue.settled",
-                target=row.email_key,
-                job_id=job_id,
+                actor,
+                job_id,
+                row,
                 outcome="failed" if landed is None else "ok",
-                detail={**_options(row), "badge_id": landed},
+                facts={"badge_id": landed},
+                action="badge.reissue.settled",
             )
 
 

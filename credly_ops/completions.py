@@ -32,7 +32,8 @@ What the reader accepts, and the decisions behind it:
 * **Shape.**  Excel's trailing empty rows and columns are ignored; fully empty rows are skipped
   and not counted; a row with more non-empty fields than the header is a row error; a row with
   fewer is padded with empty cells.
-* A row with any error yields no completion; it may yield several errors, one per bad field.
+* A row with any error yields no completion; it may yield several errors, one per bad field,
+  and a :class:`RejectedRow` keeps what it said (trimmed) for the plan and the report.
 * **Limits.**  20 MB and 100,000 data rows by default; either is a file error, as is a field
   longer than the ``csv`` module's field limit (an unclosed quote, usually).
 """

@@ -704,6 +704,8 @@ def _read_row(
     email, first_name, last_name, name, course_id, course_title, raw_time, raw_status, raw_score = (
         map(str.strip, layout.pick(cells))
     )
+    if not first_name and not last_name and name:
+        first_name, last_name = split_name(name)
     completed_at = times(raw_time)
     status = STATUS_WORDS.get(raw_status.lower()) if raw_status else None
     score: float | None = None
@@ -735,13 +737,9 @@ def _read_row(
             raw_score,
             decimal_comma,
         )
-        if not first_name and not last_name and name:
-            first_name, last_name = split_name(name)
         moment = completed_at if isinstance(completed_at, datetime) else None
         values = RejectedRow(row, email, first_name, last_name, course_id, course_title, moment)
         return errors, values
-    if not first_name and not last_name and name:
-        first_name, last_name = split_name(name)
     return checked_completion(
         email,
         first_name,

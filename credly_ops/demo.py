@@ -649,8 +649,7 @@ def load_cache(store: Store, demo: DemoWorld, *, actor: Actor = SYSTEM_ACTOR) ->
         save_completions(cur, demo.completions, source="demo", loaded_at=demo.anchor)
         write_audit(
             cur,
-            actor=actor.name,
-            role=actor.role.value,
+            actor=actor,
             action="demo.build",
             target="cache",
             outcome="ok",

@@ -272,8 +272,7 @@ def replace_rules(store: Store, rules: Sequence[BadgeRule], *, actor: Actor) -> 
             )
         write_audit(
             cur,
-            actor=actor.name,
-            role=actor.role.value,
+            actor=actor,
             action="rules.replace",
             target="badge_rules",
             outcome="ok",

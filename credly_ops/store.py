@@ -350,8 +350,7 @@ class Store:
             )
             write_audit(
                 cur,
-                actor=actor.name,
-                role=actor.role.value,
+                actor=actor,
                 action="setting.change",
                 target=key,
                 outcome="ok",
@@ -366,21 +365,21 @@ class Store:
 def write_audit(
     cur: duckdb.DuckDBPyConnection,
     *,
-    actor: str,
+    actor: Actor,
     action: str,
     outcome: str,
-    role: str | None = None,
     target: str | None = None,
     job_id: str | None = None,
     detail: dict[str, Any] | str | None = None,
 ) -> None:
-    """Append one audit row inside the caller's unit of work (never a token: callers pass
-    identifiers and counts, and the detail is JSON of plain values)."""
+    """Append one audit row inside the caller's unit of work, saying who (the actor's name and
+    role) did what (never a token: callers pass identifiers and counts, and the detail is JSON
+    of plain values)."""
     text = detail if isinstance(detail, str) or detail is None else json.dumps(detail, default=str)
     cur.execute(
         "INSERT INTO audit (occurred_at, actor, role, action, target, job_id, outcome, detail) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [to_db_time(utcnow()), actor, role, action, target, job_id, outcome, text],
+        [to_db_time(utcnow()), actor.name, actor.role.value, action, target, job_id, outcome, text],
     )
 
 

@@ -110,8 +110,7 @@ def _store_student_badges(
         if audit:
             write_audit(
                 cur,
-                actor=actor.name,
-                role=actor.role.value,
+                actor=actor,
                 action="student.refresh",
                 target=key,
                 outcome="ok",
@@ -145,8 +144,7 @@ def revoke_badge(
         with ws.store.session() as cur:
             write_audit(
                 cur,
-                actor=actor.name,
-                role=actor.role.value,
+                actor=actor,
                 action="badge.revoke",
                 target=badge_id,
                 outcome="failed",
@@ -157,8 +155,7 @@ def revoke_badge(
         upsert_badges(cur, [badge], synced_at=utcnow())
         write_audit(
             cur,
-            actor=actor.name,
-            role=actor.role.value,
+            actor=actor,
             action="badge.revoke",
             target=badge_id,
             outcome="ok",
@@ -367,8 +364,7 @@ def _audit(
     """An audit row about the completion of ``row``: the completion, then ``facts``."""
     write_audit(
         cur,
-        actor=actor.name,
-        role=actor.role.value,
+        actor=actor,
         action=action,
         target=row.email_key,
         job_id=job_id,

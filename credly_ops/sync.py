@@ -240,8 +240,7 @@ def sync(
                 )
                 write_audit(
                     cur,
-                    actor=actor.name,
-                    role=actor.role.value,
+                    actor=actor,
                     action="sync",
                     target=kind,
                     outcome="failed",
@@ -377,8 +376,7 @@ def _finish(
         )
         write_audit(
             cur,
-            actor=actor.name,
-            role=actor.role.value,
+            actor=actor,
             action="sync",
             target=kind,
             outcome="ok",

@@ -435,8 +435,7 @@ def record_dry_run(ws: Workspace, actor: Actor, prepared: Prepared) -> None:
     """A dry run: the plan was shown and nothing was sent; one audit row says so."""
     counts = prepared.plan.counts()
     ws.store.audit(
-        actor=actor.name,
-        role=actor.role.value,
+        actor=actor,
         action="issue.dry_run",
         target=prepared.source_name,
         outcome="ok",
@@ -598,8 +597,7 @@ def create_job(
         if existing is not None:
             write_audit(
                 cur,
-                actor=actor.name,
-                role=actor.role.value,
+                actor=actor,
                 action="issue.job_reused",
                 target=source_name,
                 job_id=str(existing[0]),
@@ -632,8 +630,7 @@ def create_job(
         save_completions(cur, completions, source=f"upload:{job_id}", loaded_at=now)
         write_audit(
             cur,
-            actor=actor.name,
-            role=actor.role.value,
+            actor=actor,
             action="issue.job_created",
             target=source_name,
             job_id=job_id,

@@ -717,8 +717,7 @@ def _claim_job(store: Store, actor: Actor, job_id: str, *, action: str) -> None:
         )
         write_audit(
             cur,
-            actor=actor.name,
-            role=actor.role.value,
+            actor=actor,
             action=action,
             target=job_id,
             job_id=job_id,
@@ -796,8 +795,7 @@ def _finalize(store: Store, actor: Actor, job_id: str, *, interrupted: bool) -> 
         )
         write_audit(
             cur,
-            actor=actor.name,
-            role=actor.role.value,
+            actor=actor,
             action="issue.job_finished",
             target=job_id,
             job_id=job_id,
@@ -957,8 +955,7 @@ def reset_retryable(store: Store, actor: Actor, job_id: str) -> int:
         )
         write_audit(
             cur,
-            actor=actor.name,
-            role=actor.role.value,
+            actor=actor,
             action="issue.retry_failed",
             target=job_id,
             job_id=job_id,

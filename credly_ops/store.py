@@ -199,6 +199,20 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX ledger_key ON ledger (key);
         """,
     ),
+    (
+        10,
+        # the ledger keeps what it needs to decide a row again at send time, and the plan's
+        # decision beside the latest one (credly_ops.ledger)
+        """
+        ALTER TABLE ledger ADD COLUMN date_only BOOLEAN DEFAULT FALSE;
+        ALTER TABLE ledger ADD COLUMN success_status VARCHAR;
+        ALTER TABLE ledger ADD COLUMN planned_outcome VARCHAR;
+        ALTER TABLE ledger ADD COLUMN planned_reason VARCHAR;
+        UPDATE ledger SET planned_outcome = outcome, planned_reason = reason;
+        CREATE INDEX ledger_email ON ledger (email);
+        ALTER TABLE jobs ADD COLUMN runner VARCHAR;
+        """,
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -328,6 +328,9 @@ class CredlyClient:
     ``httpx.MockTransport``); ``sleep`` and ``rng`` drive the waits between attempts;
     ``max_attempts`` overrides :data:`retry.MAX_ATTEMPTS`; ``on_rate_limited`` is called with
     the wait in seconds whenever Credly answers 429, so a job can slow all its workers down.
+    With ``wait_out_rate_limits`` a 429 never uses up an attempt: a throttled request was not
+    processed, so it is sent again after the wait for as long as Credly keeps throttling (a
+    job's rows wait instead of failing ``rate_limited``). Retries are logged at debug level.
     """
 
     def __init__(
@@ -342,6 +345,7 @@ class CredlyClient:
         rng: random.Random | None = None,
         max_attempts: int | None = None,
         on_rate_limited: Callable[[float], None] | None = None,
+        wait_out_rate_limits: bool = False,
     ) -> None:
         split = urlsplit(base_url.strip())
         if split.scheme not in _DEFAULT_PORTS or not split.hostname:
@@ -369,6 +373,7 @@ class CredlyClient:
         self._rng = rng or random.Random()
         self._max_attempts = attempts
         self._on_rate_limited = on_rate_limited
+        self._wait_out_rate_limits = wait_out_rate_limits
         self._http = httpx.Client(
             base_url=self._base_url + "/",
             auth=httpx.BasicAuth(raw_token, ""),
@@ -890,6 +895,11 @@ class CredlyClient:
                 return parse(self._send(method, url, params=params, json=json)), False
             except CredlyError as exc:
                 wait = self._wait_after(exc, attempt)
+                if isinstance(exc, RateLimited) and self._wait_out_rate_limits:
+                    attempt -= 1  # throttled, so not processed: the attempt is not used up
+                    self._log_retry(method, url, exc, attempt + 1, wait)
+                    self._sleep(wait)
+                    continue
                 if retry.should_retry(method, None, exc, attempt, max_attempts=self._max_attempts):
                     self._log_retry(method, url, exc, attempt, wait)
                     self._sleep(wait)
@@ -936,7 +946,7 @@ class CredlyClient:
         *,
         looking_up: bool = False,
     ) -> None:
-        logger.warning(
+        logger.debug(
             "Credly %s %s: %s on attempt %d of %d; %s in %.2f s",
             method,
             self._log_path(url),

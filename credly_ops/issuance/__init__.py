@@ -74,7 +74,6 @@ if TYPE_CHECKING:
     )
     from credly_ops.issuance.run import (
         DEFAULT_CONCURRENCY,
-        RateGate,
         reset_retryable,
         resume_job,
         retry_failed,
@@ -110,7 +109,6 @@ _LAZY: dict[str, str] = {
     "running_jobs": "credly_ops.issuance.jobs",
     "stop_job": "credly_ops.issuance.jobs",
     "DEFAULT_CONCURRENCY": "credly_ops.issuance.run",
-    "RateGate": "credly_ops.issuance.run",
     "reset_retryable": "credly_ops.issuance.run",
     "resume_job": "credly_ops.issuance.run",
     "retry_failed": "credly_ops.issuance.run",
@@ -150,7 +148,6 @@ __all__ = [
     "Plan",
     "PlannedRow",
     "Prepared",
-    "RateGate",
     "add_months",
     "compute_expires_at",
     "create_job",

@@ -15,16 +15,9 @@ Credly can be reached, so the plan sees the organization's current badges; when 
 ``refresh=False``, as for a dry run, which writes nothing), the plan uses the cache as it is and
 :class:`CacheFreshness` says how old it is.
 
-**Job status**: ``planned`` → ``running`` → ``done`` | ``done_with_failures`` | ``interrupted``.
-A job left ``running`` by a runner that died (its heartbeat, refreshed every
-:data:`HEARTBEAT_SECONDS`, is older than :data:`STALE_AFTER_SECONDS`) is shown as
-*interrupted* and can be resumed.
-
-**Ledger row status**: issue and update rows start ``planned`` and move to ``in_flight`` (committed
-before the request is sent) and then ``succeeded`` (with the badge id) or ``failed`` (with the
-error class, a :attr:`CredlyError.kind <credly_ops.credly.errors.CredlyError.kind>`); other rows
-are ``skipped`` (``badge_id`` is the badge that decided the skip, when there is one) or
-``invalid`` (``error_message`` holds the reader's words for rows it could not parse).
+Job and row statuses, and every statement that writes them, live in :mod:`credly_ops.ledger`.
+A job left ``running`` by a runner that died (its heartbeat is stale) is shown as *interrupted*
+and can be resumed.
 
 **One job per file at a time.** :func:`create_job` returns the unfinished job (planned, running
 or interrupted) of a file with the same SHA-256 instead of creating a second one, whatever the
@@ -35,7 +28,8 @@ Credly before anything is re-sent.
 ``skipped``, ``invalid``, ``failed``, or ``pending`` for a row not sent yet. A row the runner
 found already issued (by an earlier job, or by Credly's own duplicate answer for the very same
 completion) is ``skipped / already_issued`` with that badge's id. A failed row's reason is its
-error class.
+error class. ``planned`` says what the plan decided when the row was decided differently at send
+time (``issue / new_badge`` for a row that became a renewal, say), and is empty otherwise.
 """
 
 from __future__ import annotations
@@ -46,12 +40,11 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
-import pandas as pd
-
+from credly_ops import ledger
 from credly_ops.access import Actor, Permission, require
 from credly_ops.completions import (
     CompletionFile,
@@ -66,40 +59,22 @@ from credly_ops.lms import save_completions
 from credly_ops.models import BadgeRule, Completion, IssuedBadge, TemplateRef, normalize_email
 from credly_ops.reasons import describe
 from credly_ops.rules import load_rules, load_templates
-from credly_ops.store import Store, from_db_time, to_db_time, write_audit
+from credly_ops.store import Store, from_db_time, write_audit
 from credly_ops.sync import last_sync, sync
 from credly_ops.timeutil import utcnow
 from credly_ops.workspace import Workspace
 
-JOB_KIND = "bulk_issue"
-
-JOB_PLANNED = "planned"
-JOB_RUNNING = "running"
-JOB_DONE = "done"
-JOB_DONE_WITH_FAILURES = "done_with_failures"
-JOB_INTERRUPTED = "interrupted"
-#: a job in one of these states may still send rows
-UNFINISHED_JOB_STATES: tuple[str, ...] = (JOB_PLANNED, JOB_RUNNING, JOB_INTERRUPTED)
-
-ROW_PLANNED = "planned"
-ROW_IN_FLIGHT = "in_flight"
-ROW_SUCCEEDED = "succeeded"
-ROW_FAILED = "failed"
-ROW_SKIPPED = "skipped"
-ROW_INVALID = "invalid"
-#: ledger rows still to send
-PENDING_ROW_STATES: tuple[str, ...] = (ROW_PLANNED, ROW_IN_FLIGHT)
-
-#: error classes worth sending again (:func:`credly_ops.issuance.run.retry_failed`); every other
-#: class (invalid_token, template_inactive, duplicate, validation_failed, forbidden, …) is final
-RETRYABLE_CLASSES: frozenset[str] = frozenset(
-    {"network", "timeout", "outcome_unknown", "server_error", "rate_limited"}
-)
-
-#: how often a running job refreshes ``jobs.heartbeat_at``
-HEARTBEAT_SECONDS = 5.0
-#: a ``running`` job whose heartbeat is older than this has lost its runner
-STALE_AFTER_SECONDS = 30.0
+JOB_KIND = ledger.JOB_KIND_BULK
+JOB_PLANNED = ledger.JOB_PLANNED
+JOB_RUNNING = ledger.JOB_RUNNING
+JOB_DONE = ledger.JOB_DONE
+JOB_DONE_WITH_FAILURES = ledger.JOB_DONE_WITH_FAILURES
+JOB_INTERRUPTED = ledger.JOB_INTERRUPTED
+RETRYABLE_CLASSES = ledger.RETRYABLE_CLASSES
+PENDING_ROW_STATES = ledger.PENDING_ROW_STATES
+HEARTBEAT_SECONDS = ledger.HEARTBEAT_SECONDS
+STALE_AFTER_SECONDS = ledger.STALE_AFTER_SECONDS
+JobNotFound = ledger.JobNotFound
 
 #: the columns of a job's report, one line per input row
 REPORT_COLUMNS: tuple[str, ...] = (
@@ -110,6 +85,7 @@ REPORT_COLUMNS: tuple[str, ...] = (
     "outcome",
     "reason",
     "badge_id",
+    "planned",
 )
 REPORT_OUTCOMES: tuple[str, ...] = ("issued", "updated", "skipped", "invalid", "failed", "pending")
 
@@ -126,14 +102,6 @@ READER_REASONS: dict[str, str] = {
 }
 
 
-class JobNotFound(LookupError):
-    """No bulk-issue job has this id."""
-
-    def __init__(self, job_id: str) -> None:
-        super().__init__(f"no bulk-issue job {job_id!r} in the cache")
-        self.job_id = job_id
-
-
 class JobBusy(RuntimeError):
     """The job (or another one) is already running in this process."""
 
@@ -147,24 +115,29 @@ class _Registry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._stops: dict[str, threading.Event] = {}
+        self._exclusive: set[str] = set()
 
-    def enter(self, job_id: str) -> threading.Event:
-        """Register ``job_id`` as running here; one job at a time per process."""
+    def enter(self, job_id: str, *, exclusive: bool = True) -> threading.Event:
+        """Register ``job_id`` as running here. One ``exclusive`` job (a bulk issue) at a time
+        per process; other jobs (single re-issues) run beside it."""
         with self._lock:
             if job_id in self._stops:
                 raise JobBusy(f"job {job_id} is already running")
-            if self._stops:
-                other = next(iter(self._stops))
+            if exclusive and self._exclusive:
+                other = next(iter(self._exclusive))
                 raise JobBusy(
                     f"job {other} is running; one bulk issue runs at a time, so wait for it "
                     "to finish (or stop it) and try again"
                 )
             stop = self._stops[job_id] = threading.Event()
+            if exclusive:
+                self._exclusive.add(job_id)
             return stop
 
     def leave(self, job_id: str) -> None:
         with self._lock:
             self._stops.pop(job_id, None)
+            self._exclusive.discard(job_id)
 
     def running(self) -> list[str]:
         with self._lock:
@@ -465,6 +438,7 @@ def plan_report(p: Plan) -> list[dict[str, Any]]:
             "outcome": r.outcome,
             "reason": r.reason,
             "badge_id": r.target_badge_id or r.matched_badge_id or "",
+            "planned": "",
         }
         for r in p.rows
     ]
@@ -477,89 +451,41 @@ def report_csv(lines: Sequence[Mapping[str, Any]]) -> bytes:
 
 # -- create a job ----------------------------------------------------------------------------
 
-_LEDGER_COLUMNS = (
-    "job_id",
-    "row_no",
-    "key",
-    "email",
-    "first_name",
-    "last_name",
-    "course_id",
-    "course_title",
-    "completed_at",
-    "template_id",
-    "outcome",
-    "reason",
-    "flags",
-    "issued_at",
-    "expires_at",
-    "target_badge_id",
-    "status",
-    "badge_id",
-    "error_class",
-    "error_message",
-    "attempts",
-    "updated_at",
-)
-_TIME_COLUMNS = ("completed_at", "issued_at", "expires_at", "updated_at")
 
-
-def _row_status(row: PlannedRow) -> str:
-    if row.sends:
-        return ROW_PLANNED
-    return ROW_INVALID if row.outcome == "invalid" else ROW_SKIPPED
-
-
-def _ledger_frame(job_id: str, rows: Sequence[PlannedRow], now: datetime) -> pd.DataFrame:
-    stamp = to_db_time(now)
-    records = [
-        (
-            job_id,
-            r.row,
-            r.key,
-            r.email,
-            r.first_name,
-            r.last_name,
-            r.course_id,
-            r.course_title,
-            to_db_time(r.completed_at),
-            r.template_id,
-            r.outcome,
-            r.reason,
-            ",".join(sorted(r.flags)),
-            to_db_time(r.issued_at),
-            to_db_time(r.expires_at),
-            r.target_badge_id,
-            _row_status(r),
-            None if r.sends else r.matched_badge_id,
-            None,
-            r.detail or None,
-            0,
-            stamp,
-        )
-        for r in rows
-    ]
-    frame = pd.DataFrame.from_records(records, columns=list(_LEDGER_COLUMNS))
-    for column in _TIME_COLUMNS:
-        frame[column] = pd.to_datetime(frame[column])
-    for column in ("badge_id", "error_class", "error_message", "target_badge_id"):
-        frame[column] = frame[column].astype("object")
-    return frame
+def new_row(r: PlannedRow) -> ledger.NewRow:
+    """A plan row as the ledger records it."""
+    return ledger.NewRow(
+        row_no=r.row,
+        key=r.key,
+        email=r.email,
+        first_name=r.first_name,
+        last_name=r.last_name,
+        course_id=r.course_id,
+        course_title=r.course_title,
+        completed_at=r.completed_at,
+        date_only=False,
+        success_status=None,
+        template_id=r.template_id,
+        outcome=r.outcome,
+        reason=r.reason,
+        flags=r.flags,
+        issued_at=r.issued_at,
+        expires_at=r.expires_at,
+        target_badge_id=r.target_badge_id,
+        matched_badge_id=r.matched_badge_id,
+        detail=r.detail,
+    )
 
 
 def find_unfinished_job(store: Store, sha256: str) -> str | None:
     """The latest unfinished job made from a file with this SHA-256, if any."""
     with store.session() as cur:
-        row = cur.execute(
-            "SELECT id FROM jobs WHERE kind = ? AND source_sha256 = ? AND status IN (?, ?, ?) "
-            "ORDER BY created_at DESC LIMIT 1",
-            [JOB_KIND, sha256, *UNFINISHED_JOB_STATES],
-        ).fetchone()
-    return None if row is None else str(row[0])
+        return ledger.unfinished_job(cur, JOB_KIND, sha256)
 
 
-def new_job_id(now: datetime) -> str:
-    return f"bulk-{now:%Y%m%d}-{uuid.uuid4().hex[:8]}"
+def new_job_id(now: datetime, kind: str = JOB_KIND) -> str:
+    prefix = "bulk" if kind == JOB_KIND else kind
+    return f"{prefix}-{now:%Y%m%d}-{uuid.uuid4().hex[:8]}"
 
 
 def create_job(
@@ -575,10 +501,10 @@ def create_job(
     """Record a job for ``plan``; returns its id (see the module docstring).
 
     In one transaction: the ``jobs`` row (status ``planned``, the file's SHA-256, the options as
-    JSON, who created it), one ledger row per plan row keyed by :attr:`PlannedRow.key`, the
-    file's valid ``completions`` (source ``upload:<job_id>``, so the funnel counts them) and an
-    audit row. When an unfinished job of the same file exists, nothing is written and its id
-    is returned, so running it resumes it. Row numbers must be unique within the plan.
+    JSON, who created it), one ledger row per plan row, the file's valid ``completions``
+    (source ``upload:<job_id>``, so the funnel counts them) and an audit row. When an
+    unfinished job of the same file exists, nothing is written and its id is returned, so
+    running it resumes it. Row numbers must be unique within the plan.
     """
     require(actor, Permission.ISSUE)
     numbers = [r.row for r in plan.rows]
@@ -588,45 +514,39 @@ def create_job(
     now = utcnow()
     job_id = new_job_id(now)
     counts = plan.counts()
+    by_row = {c.row: c for c in completions if c.row is not None}
+    rows = []
+    for r in plan.rows:
+        row = new_row(r)
+        source = by_row.get(r.row)
+        status = source.status.value if source is not None and source.status else None
+        rows.append(replace(row, success_status=status))
     with ws.store.transaction() as cur:
-        existing = cur.execute(
-            "SELECT id FROM jobs WHERE kind = ? AND source_sha256 = ? AND status IN (?, ?, ?) "
-            "ORDER BY created_at DESC LIMIT 1",
-            [JOB_KIND, sha, *UNFINISHED_JOB_STATES],
-        ).fetchone()
+        existing = ledger.unfinished_job(cur, JOB_KIND, sha)
         if existing is not None:
             write_audit(
                 cur,
                 actor=actor,
                 action="issue.job_reused",
                 target=source_name,
-                job_id=str(existing[0]),
+                job_id=existing,
                 outcome="ok",
                 detail={"sha256": sha},
             )
-            return str(existing[0])
-        cur.execute(
-            "INSERT INTO jobs (id, kind, created_at, created_by, source_name, source_sha256, "
-            "status, options, rows) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                job_id,
-                JOB_KIND,
-                to_db_time(now),
-                actor.name,
-                source_name,
-                sha,
-                JOB_PLANNED,
-                json.dumps(dict(options or {}), sort_keys=True, default=str),
-                len(plan.rows),
-            ],
+            return existing
+        ledger.insert_job(
+            cur,
+            job_id=job_id,
+            kind=JOB_KIND,
+            created_at=now,
+            created_by=actor.name,
+            source_name=source_name,
+            source_sha256=sha,
+            status=JOB_PLANNED,
+            options=options,
+            rows=len(plan.rows),
         )
-        frame = _ledger_frame(job_id, plan.rows, now)
-        columns = ", ".join(_LEDGER_COLUMNS)
-        cur.register("incoming_ledger", frame)
-        try:
-            cur.execute(f"INSERT INTO ledger ({columns}) SELECT {columns} FROM incoming_ledger")
-        finally:
-            cur.unregister("incoming_ledger")
+        ledger.insert_rows(cur, job_id, rows, now)
         save_completions(cur, completions, source=f"upload:{job_id}", loaded_at=now)
         write_audit(
             cur,
@@ -655,18 +575,6 @@ def create_job_from(ws: Workspace, actor: Actor, prepared: Prepared) -> str:
 
 # -- progress and report ---------------------------------------------------------------------
 
-_OUTCOME_SQL = """CASE
-    WHEN status = 'succeeded' AND reason = 'already_issued' THEN 'skipped'
-    WHEN status = 'succeeded' AND outcome = 'issue' THEN 'issued'
-    WHEN status = 'succeeded' THEN 'updated'
-    WHEN status = 'failed' THEN 'failed'
-    WHEN status = 'skipped' THEN 'skipped'
-    WHEN status = 'invalid' THEN 'invalid'
-    ELSE 'pending' END"""
-_REASON_SQL = (
-    "CASE WHEN status = 'failed' THEN coalesce(error_class, 'credly_error') ELSE reason END"
-)
-
 
 @dataclass(frozen=True)
 class JobProgress:
@@ -693,6 +601,10 @@ class JobProgress:
     running_here: bool
     options: dict[str, Any] = field(default_factory=dict)
     checked_at: datetime = field(default_factory=utcnow)
+    #: rows decided differently at send time than in the plan
+    changed_since_plan: int = 0
+    #: the process that runs (or ran) the job, ``host:pid``
+    runner: str | None = None
 
     @property
     def to_send(self) -> int:
@@ -702,7 +614,9 @@ class JobProgress:
     @property
     def sent(self) -> int:
         """Issue and update rows that ended (succeeded or failed)."""
-        return self.by_status.get(ROW_SUCCEEDED, 0) + self.by_status.get(ROW_FAILED, 0)
+        return self.by_status.get(ledger.ROW_SUCCEEDED, 0) + self.by_status.get(
+            ledger.ROW_FAILED, 0
+        )
 
     @property
     def pending(self) -> int:
@@ -710,16 +624,14 @@ class JobProgress:
 
     @property
     def fraction(self) -> float:
-        return 1.0 if not self.to_send else self.sent / self.to_send
+        return 1.0 if not self.to_send else min(self.sent / self.to_send, 1.0)
 
     @property
     def alive(self) -> bool:
         """A runner is working on the job: in this process, or with a fresh heartbeat."""
-        if self.running_here:
-            return True
-        if self.status != JOB_RUNNING or self.heartbeat_at is None:
-            return False
-        return self.checked_at - self.heartbeat_at < timedelta(seconds=STALE_AFTER_SECONDS)
+        return self.running_here or ledger.is_alive(
+            self.status, self.heartbeat_at, self.checked_at, self.runner
+        )
 
     @property
     def display_status(self) -> str:
@@ -751,47 +663,34 @@ class JobProgress:
         }
 
 
-_JOB_COLUMNS = (
-    "id, status, source_name, created_at, created_by, rows, started_at, finished_at, "
-    "heartbeat_at, options"
-)
+@dataclass
+class _Tally:
+    by_status: Counter[str] = field(default_factory=Counter)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+    retryable: int = 0
+    changed: int = 0
 
 
-def _tallies(
-    cur: Any, job_ids: Sequence[str]
-) -> dict[str, tuple[dict[str, int], dict[str, int], dict[str, int], int]]:
-    rows = cur.execute(
-        f"SELECT job_id, status, {_OUTCOME_SQL} AS outcome, {_REASON_SQL} AS reason, "
-        "coalesce(error_class, '') AS error_class, count(*) FROM ledger "
-        "WHERE job_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY ALL",
-        [list(job_ids)],
-    ).fetchall()
-    out: dict[str, tuple[Counter[str], Counter[str], Counter[str], list[int]]] = {}
-    for job_id, status, outcome, reason, error_class, n in rows:
-        by_status, outcomes, reasons, retryable = out.setdefault(
-            job_id, (Counter(), Counter(), Counter(), [0])
-        )
-        by_status[status] += n
-        outcomes[outcome] += n
-        reasons[reason] += n
-        if status == ROW_FAILED and error_class in RETRYABLE_CLASSES:
-            retryable[0] += n
-    return {
-        job_id: (
-            dict(by_status),
-            {o: outcomes.get(o, 0) for o in REPORT_OUTCOMES},
-            dict(sorted(reasons.items(), key=lambda item: (-item[1], item[0]))),
-            retryable[0],
-        )
-        for job_id, (by_status, outcomes, reasons, retryable) in out.items()
-    }
+def _tallies(cur: Any, job_ids: Sequence[str]) -> dict[str, _Tally]:
+    out: dict[str, _Tally] = {}
+    for job_id, status, outcome, reason, error_class, changed, n in ledger.tally_rows(cur, job_ids):
+        tally = out.setdefault(job_id, _Tally())
+        tally.by_status[status] += n
+        tally.outcomes[outcome] += n
+        tally.reasons[reason] += n
+        if status == ledger.ROW_FAILED and error_class in RETRYABLE_CLASSES:
+            tally.retryable += n
+        if changed:
+            tally.changed += n
+    return out
 
 
-def _progress(row: Sequence[Any], tallies: Mapping[str, Any], here: Iterable[str]) -> JobProgress:
+def _progress(
+    row: Sequence[Any], tallies: Mapping[str, _Tally], here: Iterable[str]
+) -> JobProgress:
     job_id = str(row[0])
-    by_status, outcomes, reasons, retryable = tallies.get(
-        job_id, ({}, dict.fromkeys(REPORT_OUTCOMES, 0), {}, 0)
-    )
+    tally = tallies.get(job_id, _Tally())
     try:
         options = json.loads(row[9]) if row[9] else {}
     except ValueError:
@@ -806,21 +705,21 @@ def _progress(row: Sequence[Any], tallies: Mapping[str, Any], here: Iterable[str
         started_at=from_db_time(row[6]),
         finished_at=from_db_time(row[7]),
         heartbeat_at=from_db_time(row[8]),
-        by_status=by_status,
-        outcomes=outcomes,
-        reasons=reasons,
-        retryable_failures=retryable,
+        by_status=dict(tally.by_status),
+        outcomes={o: tally.outcomes.get(o, 0) for o in REPORT_OUTCOMES},
+        reasons=dict(sorted(tally.reasons.items(), key=lambda item: (-item[1], item[0]))),
+        retryable_failures=tally.retryable,
         running_here=job_id in set(here),
         options=options if isinstance(options, dict) else {},
+        changed_since_plan=tally.changed,
+        runner=row[10],
     )
 
 
-def job_progress(store: Store, job_id: str) -> JobProgress:
+def job_progress(store: Store, job_id: str, *, kind: str = JOB_KIND) -> JobProgress:
     """Counts by status and outcome, reasons, times and heartbeat of one job."""
     with store.session() as cur:
-        row = cur.execute(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ? AND kind = ?", [job_id, JOB_KIND]
-        ).fetchone()
+        row = ledger.job_row(cur, job_id, kind)
         if row is None:
             raise JobNotFound(job_id)
         tallies = _tallies(cur, [job_id])
@@ -830,11 +729,7 @@ def job_progress(store: Store, job_id: str) -> JobProgress:
 def list_jobs(store: Store, *, limit: int = 50) -> list[JobProgress]:
     """The latest bulk-issue jobs, newest first, with their progress."""
     with store.session() as cur:
-        rows = cur.execute(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE kind = ? ORDER BY created_at DESC, id DESC "
-            "LIMIT ?",
-            [JOB_KIND, limit],
-        ).fetchall()
+        rows = ledger.job_rows(cur, JOB_KIND, limit)
         tallies = _tallies(cur, [str(r[0]) for r in rows]) if rows else {}
     here = REGISTRY.running()
     return [_progress(r, tallies, here) for r in rows]
@@ -843,14 +738,7 @@ def list_jobs(store: Store, *, limit: int = 50) -> list[JobProgress]:
 def job_report(store: Store, job_id: str) -> list[dict[str, Any]]:
     """One line per input row of the job, in row order (:data:`REPORT_COLUMNS`)."""
     with store.session() as cur:
-        if cur.execute("SELECT 1 FROM jobs WHERE id = ?", [job_id]).fetchone() is None:
-            raise JobNotFound(job_id)
-        rows = cur.execute(
-            f"SELECT row_no, email, coalesce(nullif(course_id, ''), course_title), "
-            f"completed_at, {_OUTCOME_SQL}, {_REASON_SQL}, badge_id "
-            "FROM ledger WHERE job_id = ? ORDER BY row_no",
-            [job_id],
-        ).fetchall()
+        rows = ledger.report_rows(cur, job_id)
     return [
         {
             "row": int(r[0]),
@@ -860,6 +748,7 @@ def job_report(store: Store, job_id: str) -> list[dict[str, Any]]:
             "outcome": r[4],
             "reason": r[5],
             "badge_id": r[6] or "",
+            "planned": r[7] or "",
         }
         for r in rows
     ]

@@ -245,7 +245,7 @@ def test_resume_finishes_an_interrupted_job_and_unknown_jobs_exit_2(
     assert code == 0 and json.loads(out)["issued"] == 6  # nothing left: the same answer
 
     code, _, err = run_cli(capsys, "--resume", "bulk-unknown")
-    assert code == 2 and "no bulk-issue job" in err
+    assert code == 2 and "no job 'bulk-unknown' in the cache" in err
 
 
 def test_a_terminal_gets_a_progress_bar(

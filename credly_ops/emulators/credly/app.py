@@ -29,6 +29,7 @@ from credly_ops.emulators.credly import control, routes
 from credly_ops.emulators.credly.faults import FaultConfig, FaultInjection, Faults
 from credly_ops.emulators.credly.protocol import (
     HIGH_VOLUME_PAGE_SIZE,
+    PAGE_SIZE,
     Emulator,
     error_response,
 )
@@ -73,8 +74,13 @@ def create_app(
     webhook_retry_base_s: float = 5.0,
     webhook_max_attempts: int = 8,
     high_volume_page_size: int = HIGH_VOLUME_PAGE_SIZE,
+    page_size: int = PAGE_SIZE,
 ) -> Starlette:
-    """The Starlette app over ``world``; ``app.state`` holds world, faults, stats, webhooks."""
+    """The Starlette app over ``world``; ``app.state`` holds world, faults, stats, webhooks.
+
+    ``page_size`` and ``high_volume_page_size`` are Credly's (50 and 1,000) unless a test
+    wants more pages from fewer badges.
+    """
     emulator = Emulator(
         world=world,
         faults=Faults(faults),
@@ -83,6 +89,7 @@ def create_app(
             world, retry_base_s=webhook_retry_base_s, max_attempts=webhook_max_attempts
         ),
         high_volume_page_size=high_volume_page_size,
+        page_size=page_size,
     )
     world.add_listener(emulator.webhooks)
     table = [*routes.ROUTES, *control.ROUTES]

@@ -37,6 +37,8 @@ class Emulator:
     stats: Stats
     webhooks: WebhookDispatcher
     high_volume_page_size: int = HIGH_VOLUME_PAGE_SIZE
+    #: the largest (and default) ``per`` of the paged lists; Credly's is 50
+    page_size: int = PAGE_SIZE
 
 
 def emulator_of(request: Request) -> Emulator:
@@ -86,7 +88,9 @@ async def json_body(request: Request, *, required: bool = True) -> Any:
         raise ApiError(400, "Request body is not valid JSON") from None
 
 
-def page_params(request: Request, *, max_per: int = PAGE_SIZE) -> tuple[int, int]:
+def page_params(request: Request) -> tuple[int, int]:
+    """``page`` and ``per`` of a paged list; ``per`` defaults to, and stops at, the page size."""
+    max_per = emulator_of(request).page_size
     try:
         page = int(request.query_params.get("page", "1"))
         per = int(request.query_params.get("per", str(max_per)))

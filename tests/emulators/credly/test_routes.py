@@ -247,6 +247,18 @@ def test_per_is_honoured_up_to_50(api: TestClient, emu: World) -> None:
     assert (empty["total_count"], empty["total_pages"], empty["next_page_url"]) == (0, 0, None)
 
 
+def test_a_smaller_page_size_is_the_default_and_the_cap(emu: World) -> None:
+    emu.load_badges(ORG, records(5))
+    with TestClient(create_app(emu, page_size=2)) as small:
+        meta = small.get(BADGES, headers=AUTH).json()["metadata"]
+        assert (meta["per"], meta["total_pages"], meta["count"]) == (2, 3, 2)
+        capped = small.get(f"{BADGES}?per=50", headers=AUTH).json()["metadata"]
+        assert capped["per"] == 2
+        assert len(walk(small, BADGES)) == 5
+        templates = small.get(f"/v1/organizations/{ORG}/badge_templates", headers=AUTH).json()
+        assert templates["metadata"]["per"] == 2 and len(templates["data"]) == 2
+
+
 def _ids(api: TestClient, query: str) -> list[str]:
     return [b["id"] for b in walk(api, f"{BADGES}?{query}")]
 

@@ -34,7 +34,7 @@ def workspace() -> Workspace:
     install_redaction([settings.api_token.get_secret_value()])
     if settings.is_demo:
         # the demo Credly also serves the template pictures the pages show
-        from credly_ops.credly.embedded import ensure_demo_emulator
+        from credly_ops.emulators.embedded import ensure_demo_emulator
 
         ensure_demo_emulator(settings)
     return Workspace(settings)

@@ -40,7 +40,7 @@ def badge_records(n: int) -> list[dict]:
 def _serve(port: int, badges: int, latency_ms: float) -> None:
     import uvicorn
 
-    from credly_ops.credly.emulator import FaultConfig, World, create_app
+    from credly_ops.emulators.credly import FaultConfig, World, create_app
 
     world = World()
     world.add_org(DEMO_ORG_ID, "Benchmark Academy", DEMO_API_TOKEN)

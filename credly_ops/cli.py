@@ -86,14 +86,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from credly_ops.demo import (
-        demo_is_built,
-        generate,
-        load_cache,
-        read_world_file,
-        reset_demo_files,
-        write_world_file,
-    )
+    from credly_ops.demo import demo_is_built, load_cache, reset_demo_files
+    from credly_ops.emulators.demo_world import generate, read_world_file, write_world_file
     from credly_ops.sync import sync
 
     settings = _settings(args)
@@ -127,7 +121,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:
-    from credly_ops.credly.emulator import run_emulator
+    from credly_ops.emulators.credly.app import run_emulator
 
     journal = Path(args.journal) if args.journal else None
     run_emulator(

@@ -26,7 +26,7 @@ class Workspace:
     def client(self, **kw: Any) -> CredlyClient:
         """A client for the configured organization (starting the demo emulator if needed)."""
         if self.settings.is_demo:
-            from credly_ops.credly.embedded import ensure_demo_emulator
+            from credly_ops.emulators.embedded import ensure_demo_emulator
 
             ensure_demo_emulator(self.settings)
         return CredlyClient.from_settings(self.settings, **kw)

@@ -31,7 +31,7 @@ def store(tmp_path: Path) -> Store:
 @pytest.fixture
 def world():
     """An emulator world with the demo organization and a handful of templates."""
-    from credly_ops.credly.emulator import World
+    from credly_ops.emulators.credly import World
 
     w = World()
     w.add_org(config.DEMO_ORG_ID, "Test Academy", TEST_TOKEN)
@@ -47,8 +47,8 @@ def world():
 @pytest.fixture
 def emulator(world) -> Iterator[str]:
     """The emulator served by uvicorn on a free loopback port; yields the API base URL."""
-    from credly_ops.credly.emulator import create_app
-    from credly_ops.credly.server import serve_in_thread
+    from credly_ops.emulators.credly import create_app
+    from credly_ops.emulators.server import serve_in_thread
 
     server = serve_in_thread(create_app(world), host="127.0.0.1", port=0)
     try:
@@ -104,16 +104,18 @@ def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSite]:
     Read-only for tests: copy the cache (``demo_site.copy_cache``) before changing it.
     """
     from credly_ops.credly.client import CredlyClient
-    from credly_ops.credly.emulator import World, create_app
-    from credly_ops.credly.server import serve_in_thread
-    from credly_ops.demo import generate, load_cache, seed_world
+    from credly_ops.demo import load_cache
+    from credly_ops.emulators.credly import World, create_app
+    from credly_ops.emulators.credly.seeds import seed_demo
+    from credly_ops.emulators.demo_world import generate
+    from credly_ops.emulators.server import serve_in_thread
     from credly_ops.sync import sync
 
     root = tmp_path_factory.mktemp("demo")
     demo = generate()
     world = World()
     with world.unrecorded():
-        seed_world(world, demo)
+        seed_demo(world, demo)
     server = serve_in_thread(create_app(world), host="127.0.0.1", port=0)
     api_url = f"{server.url}/v1"
     store = Store(root / "demo.duckdb")

@@ -32,8 +32,8 @@ T0 = datetime(2025, 9, 1, 10, 0, tzinfo=UTC)
 @pytest.fixture
 def credly(demo_site, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[object]:
     """A copy of the demo cache, and an emulator with the demo's templates and no badges."""
-    from credly_ops.credly.emulator import World, create_app
-    from credly_ops.credly.server import serve_in_thread
+    from credly_ops.emulators.credly import World, create_app
+    from credly_ops.emulators.server import serve_in_thread
 
     st.cache_resource.clear()
     st.cache_data.clear()

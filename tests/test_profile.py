@@ -12,7 +12,7 @@ from credly_ops import cli
 from credly_ops.access import Actor, Role
 from credly_ops.config import DEMO_ORG_ID, load_settings
 from credly_ops.credly.client import CredlyClient
-from credly_ops.demo import OTHER_ORG_ID
+from credly_ops.emulators.demo_world import OTHER_ORG_ID
 from credly_ops.issuance import compute_expires_at
 from credly_ops.lms import save_completions
 from credly_ops.models import (

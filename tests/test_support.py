@@ -12,7 +12,7 @@ import pytest
 from credly_ops.access import Actor, PermissionDenied, Role
 from credly_ops.config import DEMO_ORG_ID
 from credly_ops.credly.errors import TemplateNotIssuable
-from credly_ops.demo import OTHER_ORG_ID
+from credly_ops.emulators.demo_world import OTHER_ORG_ID
 from credly_ops.lms import save_completions
 from credly_ops.models import BadgeRule, Completion, IssueMethod, SuccessStatus
 from credly_ops.profile import VERDICT_ISSUE_FAILED, VERDICT_ISSUED, load_profile

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from credly_ops.demo import generate, read_world_file
+from credly_ops.emulators.demo_world import generate, read_world_file
 from tests.e2e.conftest import ARTIFACTS, open_app, wait_idle
 
 
@@ -74,7 +74,7 @@ def test_settings_refuses_a_bad_rules_file_and_names_the_row(
 
 
 def test_bulk_issue_upload_plan_confirm_done_and_report(live_app, page, tmp_path: Path) -> None:
-    from credly_ops.demo import COURSES
+    from credly_ops.emulators.demo_world import COURSES
 
     cloud = next(c for c in COURSES if c.title == "Cloud Foundations")
     unmapped = next(c for c in COURSES if c.template_name is None)

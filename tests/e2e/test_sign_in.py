@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from credly_ops.credly.server import serve_in_thread
+from credly_ops.emulators.server import serve_in_thread
 from tests.e2e.conftest import ARTIFACTS, ROOT, LiveApp, free_port, start_app, wait_idle
 from tests.e2e.oidc import CLIENT_ID, CLIENT_SECRET, Provider
 

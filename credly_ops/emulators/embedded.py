@@ -10,6 +10,7 @@ state across restarts and processes.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -26,7 +27,7 @@ _running: dict[str, EmbeddedEmulator] = {}
 class EmbeddedEmulator:
     base_url: str
     owned: bool  # started by this process
-    stop: object = None
+    stop: Callable[[], None] | None = None  # set when this process owns the server
 
 
 def _health_url(api_url: str) -> str:
@@ -59,33 +60,21 @@ def ensure_demo_emulator(settings: Settings) -> EmbeddedEmulator:
 
 
 def _start(settings: Settings) -> EmbeddedEmulator:
-    from credly_ops.credly.emulator import create_app
-    from credly_ops.credly.emulator_world import World
-    from credly_ops.credly.server import serve_in_thread
-    from credly_ops.demo import (
-        JOURNAL_FILE,
-        generate,
-        read_world_file,
-        seed_world,
-        write_world_file,
-    )
+    from credly_ops.emulators.credly.app import LOOPBACK_HOSTS, build_world, create_app
+    from credly_ops.emulators.demo_world import JOURNAL_FILE
+    from credly_ops.emulators.server import serve_in_thread
 
-    data_dir = Path(settings.db_path).parent
-    recorded = read_world_file(data_dir)
-    if recorded is None:
-        demo = generate()
-        write_world_file(data_dir, demo.anchor, demo.seed)
-    else:
-        anchor, seed = recorded
-        demo = generate(anchor, seed=seed)
     parts = urlsplit(settings.api_url)
     host = parts.hostname or "127.0.0.1"
-    world = World(journal_path=data_dir / JOURNAL_FILE)
-    with world.unrecorded():
-        seed_world(world, demo, image_base=f"{parts.scheme}://{parts.netloc}")
-    world.replay_journal()
-    if host not in ("127.0.0.1", "localhost", "::1"):
+    if host not in LOOPBACK_HOSTS:
         raise ValueError("the demo emulator only listens on a loopback address")
+    data_dir = Path(settings.db_path).parent
+    world = build_world(
+        "demo",
+        journal_path=data_dir / JOURNAL_FILE,
+        data_dir=data_dir,
+        image_base=f"{parts.scheme}://{parts.netloc}",
+    )
     try:
         server = serve_in_thread(create_app(world), host=host, port=parts.port or 8765)
     except OSError:

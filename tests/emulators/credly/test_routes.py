@@ -1,40 +1,17 @@
-"""The local Credly: auth, issuing rules, lists, replace/revoke/delete, events, reminders,
-earner actions, faults, the high-volume cursor, webhooks and the journal."""
+"""The local Credly's ``/v1``: auth, issuing rules, lists, replace/revoke/delete, events,
+reminders, the high-volume cursor and organizations."""
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import json
-import threading
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from credly_ops.config import DEMO_API_TOKEN, DEMO_ORG_ID
-from credly_ops.credly.emulator import (
-    EMPTY_SEED_TEMPLATES,
-    FaultConfig,
-    Faults,
-    build_app,
-    build_world,
-    create_app,
-    decode_cursor,
-)
-from credly_ops.credly.emulator_world import Clock, World, fmt_time
 from credly_ops.credly.errors import (
     AlreadyReplaced,
     DuplicateBadge,
@@ -42,109 +19,30 @@ from credly_ops.credly.errors import (
     ValidationFailed,
     error_for_status,
 )
-from credly_ops.credly.server import serve_in_thread
+from credly_ops.emulators.credly import (
+    World,
+    create_app,
+)
+from credly_ops.emulators.credly.protocol import decode_cursor
 from credly_ops.reminders import reminders_sent
 from credly_ops.timeutil import format_credly_response, parse_credly_time
-
-ORG = "11111111-1111-4111-8111-111111111111"
-OTHER = "22222222-2222-4222-8222-222222222222"
-TOKEN = "token-org-a"
-OTHER_TOKEN = "token-org-b"
-T0 = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
-BADGES = f"/v1/organizations/{ORG}/badges"
-EVENTS = f"/v1/organizations/{ORG}/events"
-HIGH_VOLUME = f"/v1/organizations/{ORG}/high_volume_issued_badge_search"
-
-
-def basic(token: str, colon: bool = True) -> dict[str, str]:
-    raw = f"{token}:" if colon else token
-    return {"Authorization": "Basic " + base64.b64encode(raw.encode()).decode()}
-
-
-AUTH = basic(TOKEN)
-
-
-def make_world(clock: Clock | None = None, journal_path: Path | None = None) -> World:
-    world = World(clock or Clock(frozen_at=T0), journal_path=journal_path)
-    with world.unrecorded():
-        world.add_org(ORG, "Org A", TOKEN)
-        world.add_org(OTHER, "Org B", OTHER_TOKEN)
-        world.add_template(ORG, id="tpl-a", name="Python Basics")
-        world.add_template(ORG, id="tpl-b", name="Cloud Skills")
-        world.add_template(ORG, id="tpl-dup", name="Workshop", allow_duplicate_badges=True)
-        world.add_template(ORG, id="tpl-exp", name="Safety", default_expiration_days=30)
-        world.add_template(ORG, id="tpl-draft", name="Draft One", state="draft")
-        world.add_template(ORG, id="tpl-old", name="Old One", state="archived")
-        world.add_template(OTHER, id="tpl-other", name="Other Org Badge")
-    return world
-
-
-@pytest.fixture
-def emu() -> World:
-    return make_world()
-
-
-@pytest.fixture
-def api(emu: World) -> Iterator[TestClient]:
-    with TestClient(create_app(emu)) as client:
-        yield client
-
-
-def body(**overrides: Any) -> dict[str, Any]:
-    payload: dict[str, Any] = {
-        "recipient_email": "ada@example.com",
-        "issued_to_first_name": "Ada",
-        "issued_to_last_name": "Lovelace",
-        "badge_template_id": "tpl-a",
-        "issued_at": "2024-05-01 09:41:00 -0500",
-    }
-    payload.update(overrides)
-    return {k: v for k, v in payload.items() if v is not ...}
-
-
-def issue(api: TestClient, **overrides: Any) -> dict[str, Any]:
-    response = api.post(BADGES, json=body(**overrides), headers=AUTH)
-    assert response.status_code == 201, response.text
-    return response.json()["data"]
-
-
-def records(n: int, *, start: datetime = T0 - timedelta(days=400), **extra: Any) -> list[dict]:
-    out = []
-    for i in range(n):
-        at = start + timedelta(minutes=7 * i)
-        out.append(
-            {
-                "id": f"{(i * 7919) % 100_003:08x}-0000-4000-8000-{i:012x}",
-                "template_id": "tpl-a" if i % 2 else "tpl-b",
-                "recipient_email": f"learner{i}@example.com",
-                "first_name": "Learner",
-                "last_name": f"N{i}",
-                "state": "accepted" if i % 3 else "pending",
-                "issued_at": at,
-                "created_at": at,
-                "updated_at": at + timedelta(hours=i % 5),
-                "state_updated_at": at + timedelta(hours=1) if i % 3 else None,
-                "expires_at": None,
-                "suppress_badge_notification_email": False,
-                "replaces_badge_id": None,
-                "replacement_badge_id": None,
-                "issuer_earner_id": None,
-                **extra,
-            }
-        )
-    return out
-
-
-def walk(api: TestClient, url: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    next_url: str | None = url
-    while next_url:
-        response = api.get(next_url, headers=AUTH)
-        assert response.status_code == 200, response.text
-        items.extend(response.json()["data"])
-        next_url = response.json()["metadata"]["next_page_url"]
-    return items
-
+from tests.emulators.credly.conftest import (
+    AUTH,
+    BADGES,
+    EVENTS,
+    HIGH_VOLUME,
+    ORG,
+    OTHER,
+    OTHER_TOKEN,
+    T0,
+    TOKEN,
+    basic,
+    body,
+    issue,
+    make_world,
+    records,
+    walk,
+)
 
 # --------------------------------------------------------------------------- auth
 
@@ -347,6 +245,18 @@ def test_per_is_honoured_up_to_50(api: TestClient, emu: World) -> None:
     assert (big["per"], big["count"]) == (50, 50)
     empty = api.get(f"{BADGES}?filter=state::revoked", headers=AUTH).json()["metadata"]
     assert (empty["total_count"], empty["total_pages"], empty["next_page_url"]) == (0, 0, None)
+
+
+def test_a_smaller_page_size_is_the_default_and_the_cap(emu: World) -> None:
+    emu.load_badges(ORG, records(5))
+    with TestClient(create_app(emu, page_size=2)) as small:
+        meta = small.get(BADGES, headers=AUTH).json()["metadata"]
+        assert (meta["per"], meta["total_pages"], meta["count"]) == (2, 3, 2)
+        capped = small.get(f"{BADGES}?per=50", headers=AUTH).json()["metadata"]
+        assert capped["per"] == 2
+        assert len(walk(small, BADGES)) == 5
+        templates = small.get(f"/v1/organizations/{ORG}/badge_templates", headers=AUTH).json()
+        assert templates["metadata"]["per"] == 2 and len(templates["data"]) == 2
 
 
 def _ids(api: TestClient, query: str) -> list[str]:
@@ -619,165 +529,6 @@ def test_reminder_events_follow_the_clock(api: TestClient, emu: World) -> None:
     assert api.get(f"{EVENTS}/{reminder['id']}", headers=AUTH).status_code == 404
 
 
-# ----------------------------------------------------------------- earner actions and clock
-
-
-def test_accept_reject_and_auto_accept(api: TestClient, emu: World) -> None:
-    badge = issue(api)
-    emu.clock.advance(90)
-    accepted = api.post(f"/_emulator/orgs/{ORG}/badges/{badge['id']}/accept").json()["data"]
-    assert accepted["state"] == "accepted"
-    assert accepted["state_updated_at"] == format_credly_response(T0 + timedelta(seconds=90))
-    assert accepted["updated_at"] == accepted["state_updated_at"]
-    again = api.post(f"/_emulator/orgs/{ORG}/badges/{badge['id']}/reject")
-    assert again.status_code == 422
-    other = issue(api, recipient_email="r@example.com")
-    rejected = api.post(f"/_emulator/orgs/{ORG}/badges/{other['id']}/reject").json()["data"]
-    assert rejected["state"] == "rejected"
-    assert api.post(f"/_emulator/orgs/{ORG}/badges/nope/accept").status_code == 404
-    toggled = api.post(
-        f"/_emulator/orgs/{ORG}/auto_accept", json={"email": "Auto@Example.com", "enabled": True}
-    )
-    assert toggled.status_code == 200
-    auto = issue(api, recipient_email="auto@example.com")
-    assert auto["state"] == "accepted"
-    assert auto["state_updated_at"] == auto["created_at"]
-    api.post(
-        f"/_emulator/orgs/{ORG}/auto_accept", json={"email": "auto@example.com", "enabled": False}
-    )
-    assert (
-        issue(api, recipient_email="auto@example.com", badge_template_id="tpl-b")["state"]
-        == "pending"
-    )
-
-
-def test_clock_endpoints(api: TestClient, emu: World) -> None:
-    assert api.get("/_emulator/clock").json()["data"]["now"] == format_credly_response(T0)
-    moved = api.post("/_emulator/clock", json={"advance_seconds": 86400}).json()["data"]
-    assert moved["now"] == format_credly_response(T0 + timedelta(days=1))
-    frozen = api.post("/_emulator/clock", json={"now": "2030-01-01T00:00:00Z", "frozen": True})
-    assert frozen.json()["data"]["now"] == "2030-01-01T00:00:00.000Z"
-    assert issue(api)["created_at"] == "2030-01-01T00:00:00.000Z"
-    flowing = api.post("/_emulator/clock", json={"now": "2031-01-01T00:00:00Z"}).json()["data"]
-    assert flowing["frozen"] is False and flowing["now"].startswith("2031-01-01T00:00:0")
-    reset = api.post("/_emulator/clock", json={"reset": True}).json()["data"]
-    assert abs(parse_credly_time(reset["now"]) - datetime.now(UTC)) < timedelta(seconds=5)
-    assert api.post("/_emulator/clock", json={"when": 1}).status_code == 400
-    assert api.get("/_emulator/health").json()["data"]["status"] == "ok"
-
-
-@given(st.datetimes(timezones=st.just(UTC)))
-def test_fast_timestamp_format_matches_timeutil(value: datetime) -> None:
-    assert fmt_time(value) == format_credly_response(value)
-
-
-# --------------------------------------------------------------------------- faults
-
-
-def test_rate_limit_refuses_without_processing(api: TestClient, emu: World) -> None:
-    api.post("/_emulator/faults", json={"rate_limit_rps": 2})
-    statuses = [
-        api.post(BADGES, json=body(recipient_email=f"r{i}@example.com"), headers=AUTH)
-        for i in range(4)
-    ]
-    assert [r.status_code for r in statuses[:2]] == [201, 201]
-    limited = statuses[2]
-    assert limited.status_code == 429
-    assert int(limited.headers["Retry-After"]) >= 1
-    assert limited.json()["data"]["message"] == "Rate limit exceeded"
-    assert len(emu.badges_for(ORG)) == 2
-    # another organization has its own window
-    assert api.get(f"/v1/organizations/{OTHER}", headers=basic(OTHER_TOKEN)).status_code == 200
-    # control endpoints are never limited
-    assert all(api.get("/_emulator/health").status_code == 200 for _ in range(5))
-    stats = api.get("/_emulator/stats").json()["data"]
-    assert stats["faults"]["rate_limited"] == 2
-    assert stats["requests"]["POST /v1/organizations/{org}/badges"] == {"201": 2, "429": 2}
-    assert stats["issued_by_org"][ORG] == 2
-
-
-def test_fail_rate_answers_5xx_without_processing(api: TestClient, emu: World) -> None:
-    api.post("/_emulator/faults", json={"fail_rate": 1.0, "seed": 3})
-    responses = [api.post(BADGES, json=body(), headers=AUTH) for _ in range(8)]
-    assert {r.status_code for r in responses} == {500, 503}
-    assert all(r.json()["data"]["message"] for r in responses)
-    assert emu.badges_for(ORG) == []
-    api.post("/_emulator/faults", json={})
-    assert api.post(BADGES, json=body(), headers=AUTH).status_code == 201
-
-
-def test_faults_are_deterministic_for_a_seed() -> None:
-    config = FaultConfig(fail_rate=0.3, timeout_rate=0.3, seed=42)
-
-    def run() -> list[tuple[int | None, float]]:
-        faults = Faults(config)
-        decisions = [faults.decide("org", "POST") for _ in range(200)]
-        return [(d.refuse_status, d.hold_s) for d in decisions]
-
-    first = run()
-    assert first == run()
-    assert {500, 503, None} <= {status for status, _ in first}
-    assert any(hold for _, hold in first)
-    gets = Faults(FaultConfig(timeout_rate=1.0)).decide("org", "GET")
-    assert gets.hold_s == 0  # only mutating requests are held
-    with pytest.raises(Exception, match="Rates"):
-        FaultConfig.from_json({"fail_rate": 2})
-
-
-def test_fault_config_endpoint_validates(api: TestClient) -> None:
-    assert api.post("/_emulator/faults", json={"fail_rate": "x"}).status_code == 400
-    assert api.post("/_emulator/faults", json={"surprise": 1}).status_code == 400
-    set_ = api.post("/_emulator/faults", json={"latency_ms": 5, "rate_limit_rps": None}).json()
-    assert set_["data"]["latency_ms"] == 5
-    assert api.get("/_emulator/faults").json()["data"]["latency_ms"] == 5
-
-
-@pytest.fixture
-def served() -> Iterator[tuple[World, str]]:
-    world = make_world(clock=Clock())
-    server = serve_in_thread(create_app(world, webhook_retry_base_s=0.05))
-    try:
-        yield world, server.url
-    finally:
-        server.stop()
-
-
-def test_latency_is_async_so_requests_overlap(served: tuple[World, str]) -> None:
-    _world, url = served
-    httpx.post(f"{url}/_emulator/faults", json={"latency_ms": 300})
-
-    async def fetch_all() -> list[int]:
-        async with httpx.AsyncClient(base_url=url, headers=AUTH) as client:
-            responses = await asyncio.gather(*(client.get(BADGES) for _ in range(6)))
-        return [r.status_code for r in responses]
-
-    started = time.perf_counter()
-    assert asyncio.run(fetch_all()) == [200] * 6
-    elapsed = time.perf_counter() - started
-    assert 0.3 <= elapsed < 1.2  # six requests, each delayed 0.3 s, overlapped
-
-
-def test_timeout_processes_then_withholds_the_answer(served: tuple[World, str]) -> None:
-    world, url = served
-    httpx.post(f"{url}/_emulator/faults", json={"timeout_rate": 1.0, "timeout_hold_s": 0.9})
-    with httpx.Client(base_url=url, headers=AUTH, timeout=0.25) as client:
-        with pytest.raises(httpx.ReadTimeout):
-            client.post(BADGES, json=body())
-        # the badge exists although its answer never arrived
-        deadline = time.monotonic() + 2
-        while not world.badges_for(ORG) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert [b["recipient_email"] for b in world.badges_for(ORG)] == ["ada@example.com"]
-        # reads are not held, and the safe-retry lookup finds it
-        found = client.get(
-            f"{BADGES}?filter=recipient_email::ada@example.com|badge_template_id::tpl-a"
-        )
-        assert found.status_code == 200
-        assert found.json()["metadata"]["total_count"] == 1
-    stats = httpx.get(f"{url}/_emulator/stats").json()["data"]
-    assert stats["faults"]["timed_out"] == 1
-
-
 # --------------------------------------------------------------------------- high-volume search
 
 
@@ -871,143 +622,3 @@ def test_org_update(api: TestClient) -> None:
     assert updated.json()["data"]["webhook_url"] == "https://hooks.example.com/credly"
     assert api.get(url, headers=AUTH).json()["data"]["webhook_url"].endswith("/credly")
     assert api.put(url, json={"webhook_url": "not a url"}, headers=AUTH).status_code == 422
-
-
-def test_webhooks_post_thin_bodies_and_retry_until_200(served: tuple[World, str]) -> None:
-    received: list[dict[str, Any]] = []
-    lock = threading.Lock()
-
-    async def hook(request: Request) -> JSONResponse:
-        payload = await request.json()
-        with lock:
-            received.append(payload)
-            first_try = len(received) == 1
-        return JSONResponse({}, status_code=500 if first_try else 200)
-
-    receiver = serve_in_thread(Starlette(routes=[Route("/hook", hook, methods=["POST"])]))
-    _world, url = served
-    try:
-        with httpx.Client(base_url=url, headers=AUTH) as client:
-            client.put(f"/v1/organizations/{ORG}", json={"webhook_url": f"{receiver.url}/hook"})
-            created = client.post(BADGES, json=body())
-            assert created.status_code == 201
-            deadline = time.monotonic() + 20
-            while len(received) < 2 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            event = received[0]
-            assert set(event) == {"id", "organization_id", "event_type", "occurred_at"}
-            assert event["event_type"] == "badge.created"
-            assert received[1] == event  # retried after the 500
-            detail = client.get(f"{EVENTS}/{event['id']}").json()["data"]
-            assert detail["badge"]["id"] == created.json()["data"]["id"]
-    finally:
-        receiver.stop()
-
-
-# --------------------------------------------------------------------------- journal and wiring
-
-
-def test_journal_replay_reproduces_the_state(tmp_path: Path) -> None:
-    journal = tmp_path / "journal.jsonl"
-    live = make_world(journal_path=journal)
-    with TestClient(create_app(live)) as api:
-        a = issue(api, issuer_earner_id="e-1")
-        issue(api, recipient_email="b@example.com", badge_template_id="tpl-exp")
-        batch = api.post(
-            f"{BADGES}/batch",
-            json={"badges": [body(recipient_email=f"c{i}@example.com") for i in range(2)]},
-            headers=AUTH,
-        ).json()["data"]
-        api.post(f"/_emulator/orgs/{ORG}/badges/{a['id']}/accept")
-        live.clock.advance(3600)
-        api.post(
-            f"{BADGES}/{a['id']}/replace",
-            json={"badge_template_id": "tpl-a", "issued_at": "2024-05-01T14:41:00Z"},
-            headers=AUTH,
-        )
-        api.put(f"{BADGES}/{batch[0]['id']}/revoke", json={"reason": "oops"}, headers=AUTH)
-        api.post(f"/_emulator/orgs/{ORG}/badges/{batch[1]['id']}/reject")
-        api.delete(f"{BADGES}/{batch[1]['id']}", headers=AUTH)
-        api.post(f"/_emulator/orgs/{ORG}/auto_accept", json={"email": "z@example.com"})
-        api.put(f"/v1/organizations/{ORG}", json={"name": "Org A Renamed"}, headers=AUTH)
-        api.post(BADGES, json=body(), headers=AUTH)  # refused: not a change, not journalled
-        live_events = api.get(f"{EVENTS}?per=50", headers=AUTH).json()["data"]
-    lines = journal.read_text().splitlines()
-    assert len(lines) == 10
-    assert json.loads(lines[0])["op"] == "issue"
-
-    restored = make_world(journal_path=journal)
-    assert restored.replay_journal() == 10
-    key = lambda b: b["id"]  # noqa: E731
-    assert sorted(restored.badges_for(ORG), key=key) == sorted(live.badges_for(ORG), key=key)
-    assert restored.org_json(ORG)["name"] == "Org A Renamed"
-    with TestClient(create_app(restored)) as api:
-        assert api.get(f"{EVENTS}?per=50", headers=AUTH).json()["data"] == live_events
-        # the replayed auto-accept setting holds, and new changes append to the same journal
-        assert issue(api, recipient_email="z@example.com")["state"] == "accepted"
-    assert len(journal.read_text().splitlines()) == 11
-
-    # a line cut short by a crash is ignored; everything before it is kept
-    with journal.open("a") as handle:
-        handle.write('{"op": "issue", "org": ')
-    again = make_world(journal_path=journal)
-    assert again.replay_journal() == 11
-
-
-def test_seeding_is_not_journalled_and_build_wiring(tmp_path: Path) -> None:
-    journal = tmp_path / "j.jsonl"
-    world = build_world("empty", journal_path=journal)
-    assert not journal.exists()
-    assert world.org_for_token(DEMO_API_TOKEN) == DEMO_ORG_ID
-    with TestClient(create_app(world)) as api:
-        auth = basic(DEMO_API_TOKEN)
-        templates = api.get(
-            f"/v1/organizations/{DEMO_ORG_ID}/badge_templates?sort=name", headers=auth
-        ).json()["data"]
-        assert len(templates) == len(EMPTY_SEED_TEMPLATES)
-        assert {t["state"] for t in templates} == {"active", "draft", "archived"}
-        assert any(t["allow_duplicate_badges"] for t in templates)
-        active = next(t for t in templates if t["state"] == "active")
-        created = api.post(
-            f"/v1/organizations/{DEMO_ORG_ID}/badges",
-            json=body(badge_template_id=active["id"]),
-            headers=auth,
-        )
-        assert created.status_code == 201
-    assert len(journal.read_text().splitlines()) == 1
-    rebuilt = build_world("empty", journal_path=journal)
-    assert [b["id"] for b in rebuilt.badges_for(DEMO_ORG_ID)] == [created.json()["data"]["id"]]
-    with pytest.raises(ValueError, match="seed"):
-        build_world("galaxy")
-    app = build_app("empty", latency_ms=0, rate_limit=5, fail_rate=0.0)
-    assert app.state.faults.config.rate_limit_rps == 5
-
-
-def test_serve_in_thread_starts_and_stops() -> None:
-    app = create_app(make_world())
-    server = serve_in_thread(app, host="127.0.0.1", port=0)
-    assert server.port > 0
-    assert server.url == f"http://127.0.0.1:{server.port}"
-    assert httpx.get(f"{server.url}/_emulator/health").status_code == 200
-    server.stop()
-    assert not server.running
-    with pytest.raises(httpx.ConnectError):
-        httpx.get(f"{server.url}/_emulator/health", timeout=1)
-
-
-def test_template_pictures_are_served_for_the_demo() -> None:
-    from starlette.testclient import TestClient
-
-    from credly_ops.credly.emulator import World, create_app
-
-    w = World()
-    w.add_org("org-img", "Images", "tok-img")
-    w.add_template("org-img", id="tpl-img", name="Cloud Foundations <Certified>")
-    with TestClient(create_app(w)) as http:
-        ok = http.get("/_emulator/images/tpl-img.svg")
-        missing = http.get("/_emulator/images/nope.svg")
-    assert ok.status_code == 200
-    assert ok.headers["content-type"].startswith("image/svg+xml")
-    assert ">CF</text>" in ok.text  # initials of words that start with a letter
-    assert "<Certified>" not in ok.text
-    assert missing.status_code == 404

@@ -1,0 +1,1 @@
+"""Local stand-ins for the services credly-ops talks to, for the demo and the tests."""

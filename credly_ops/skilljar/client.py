@@ -7,8 +7,9 @@ token makes one instance safe to share between threads.
 * **Tokens**: ``POST /v2/auth/token`` (client credentials, form-encoded).  A token is renewed a
   minute before its JWT ``exp`` (or its ``expires_in``, see :mod:`credly_ops.skilljar.tokens`)
   and once more when Skilljar answers 401 anyway.  A refused grant (400/401/403) raises
-  :class:`~credly_ops.skilljar.errors.CredentialsRejected` at once: the same values are never
-  sent again in a loop.
+  :class:`~credly_ops.skilljar.errors.CredentialsRejected` at once, and again on every later
+  call of the same client without asking Skilljar: the same values are never sent twice.  New
+  credentials mean a new client (new settings).
 * **Reads** are retried on 429 (honouring ``Retry-After``), 5xx and network trouble with the
   same pure functions and numbers as the Credly client (:mod:`credly_ops.retry`).
 * **Lists** walk ``next_cursor`` while ``has_more`` (the cursor is opaque; a page size is
@@ -129,6 +130,7 @@ class SkilljarClient:
         self._token_lock = threading.Lock()
         self._token: SecretStr | None = None
         self._renew_at = 0.0
+        self._refused: CredentialsRejected | None = None
         #: how many tokens this client was granted (for tests and the status page)
         self.grants = 0
         self._http = httpx.Client(
@@ -328,8 +330,15 @@ class SkilljarClient:
 
     def _bearer(self) -> str:
         with self._token_lock:
+            if self._refused is not None:
+                # the same values were refused already: asking again would only repeat it
+                raise self._refused
             if self._token is None or self._clock() >= self._renew_at:
-                self._grant()
+                try:
+                    self._grant()
+                except CredentialsRejected as exc:
+                    self._refused = exc
+                    raise
             assert self._token is not None
             return self._token.get_secret_value()
 

@@ -87,14 +87,24 @@ class Included:
 
     def __init__(self, records: Iterable[Resource]) -> None:
         self._by_key: dict[tuple[str, str], Resource] = {}
+        self._by_id: dict[str, list[Resource]] = {}
         for record in records:
             self._by_key.setdefault((kind_of(record.type), record.id), record)
+            self._by_id.setdefault(record.id, []).append(record)
 
     def find(self, relationship: str, ref: ResourceRef | None) -> Resource | None:
+        """By the pointer's type and id, else the relationship's name and id, else the one
+        record with that id (when only one has it)."""
         if ref is None:
             return None
         kind = kind_of(ref.type) if ref.type else kind_of(relationship)
-        return self._by_key.get((kind, ref.id)) or self._by_key.get((kind_of(relationship), ref.id))
+        found = self._by_key.get((kind, ref.id)) or self._by_key.get(
+            (kind_of(relationship), ref.id)
+        )
+        if found is None:
+            alone = self._by_id.get(ref.id, [])
+            found = alone[0] if len(alone) == 1 else None
+        return found
 
 
 def _first_text(attributes: Mapping[str, Any], *names: str) -> str:

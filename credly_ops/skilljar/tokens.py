@@ -4,6 +4,8 @@ Skilljar's access token is a JWT whose ``exp`` claim says when it expires.  The 
 without checking the signature: the token is our own, just received over TLS from Skilljar,
 and nothing here trusts it for anything but "when should I ask again".  When the token is not a
 readable JWT, the grant's ``expires_in`` says it; when neither does, :data:`FALLBACK_LIFETIME`.
+When both speak and disagree by more than :data:`CLOCK_SKEW_LIMIT` — our clock and Skilljar's
+differ — ``expires_in`` wins: it is a duration, so no clock is compared.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import Any
 REFRESH_MARGIN = 60.0
 #: the lifetime assumed for a token that says nothing about its expiry
 FALLBACK_LIFETIME = 300.0
+#: how far ``exp`` may stray from ``now + expires_in`` before the clocks are taken to differ
+CLOCK_SKEW_LIMIT = 120.0
 
 
 def jwt_expiry(token: str) -> float | None:
@@ -59,9 +63,13 @@ def renew_at(token: str, expires_in: Any, now: float) -> float:
     very short-lived token is still used at least once.
     """
     expiry = jwt_expiry(token)
-    if expiry is None:
-        lifetime = _seconds(expires_in)
-        expiry = now + (lifetime if lifetime is not None else FALLBACK_LIFETIME)
+    lifetime = _seconds(expires_in)
+    if lifetime is not None and (
+        expiry is None or abs(expiry - (now + lifetime)) > CLOCK_SKEW_LIMIT
+    ):
+        expiry = now + lifetime
+    elif expiry is None:
+        expiry = now + FALLBACK_LIFETIME
     remaining = expiry - now
     if remaining <= 2 * REFRESH_MARGIN:
         return now + max(remaining, 0.0) / 2

@@ -53,6 +53,17 @@ def test_the_token_is_renewed_a_minute_before_it_expires(
     assert skilljar.requests("GET /v2/enrollments") == 3  # no request was refused
 
 
+def test_a_skilljar_clock_far_from_ours_does_not_make_every_call_ask_for_a_token(
+    skilljar: Site, make_client: MakeClient
+) -> None:
+    # the local Skilljar lives in March: its tokens' exp is long past by our clock
+    skilljar.control("clock", {"now": "2026-03-01T12:00:00Z", "frozen": True})
+    client = make_client()
+    for _ in range(3):
+        client.completions()
+    assert skilljar.world.grants == 1
+
+
 def test_a_401_gets_one_new_token_and_one_more_try(skilljar: Site, make_client: MakeClient) -> None:
     skilljar.complete("ada@example.com", "crs-py")
     client = make_client()
@@ -89,6 +100,10 @@ def test_a_refused_grant_says_the_credentials_are_wrong_and_is_asked_once(
     assert skilljar.requests("POST /v2/auth/token") == 1
     assert skilljar.requests("GET /v2/enrollments") == 0
     assert waits.seconds == []
+    # the next call of the same client does not ask again with the refused values
+    with pytest.raises(CredentialsRejected):
+        list(client.courses())
+    assert skilljar.requests("POST /v2/auth/token") == 1
 
 
 def test_a_wrong_secret_is_refused_by_skilljar_and_never_shown(
@@ -297,6 +312,12 @@ def test_included_records_are_matched_by_relationship_in_any_spelling() -> None:
                     "course": {"data": {"type": "courses", "id": "c-missing"}},
                 },
             },
+            {
+                "type": "enrollments",
+                "id": "103",
+                "attributes": {"completed_at": "2026-03-03T12:00:00+00:00"},
+                "relationships": {"student": {"data": {"type": "student", "id": "s3"}}},
+            },
         ],
         "included": [
             {"type": "Student", "id": "s1", "attributes": {"email": "one@example.com"}},
@@ -306,6 +327,7 @@ def test_included_records_are_matched_by_relationship_in_any_spelling() -> None:
                 "attributes": {"email_address": "two@example.com", "firstName": "Two"},
             },
             {"type": "course", "id": "c1", "attributes": {"title": "Course One"}},
+            {"type": "users", "id": "s3", "attributes": {"email": "three@example.com"}},
             "not a record",
         ],
         "has_more": False,
@@ -325,6 +347,7 @@ def test_included_records_are_matched_by_relationship_in_any_spelling() -> None:
     assert by_id["102"].email == "two@example.com" and by_id["102"].first_name == "Two"
     assert (by_id["102"].course_id, by_id["102"].course_title) == ("c-missing", "")
     assert by_id["102"].score == 88.0
+    assert by_id["103"].email == "three@example.com"  # the one record with that id
     query = seen[-1].url.params
     assert query["include"] == "student,course"
     assert query["filter[progress_status]"] == "completed"

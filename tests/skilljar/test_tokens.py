@@ -58,7 +58,11 @@ def test_jwt_expiry(token: str, expected: float | None) -> None:
     ("token", "expires_in", "expected"),
     [
         (jwt({"exp": NOW + 3600}), None, NOW + 3600 - REFRESH_MARGIN),
-        (jwt({"exp": NOW + 3600}), 10, NOW + 3600 - REFRESH_MARGIN),  # exp wins
+        (jwt({"exp": NOW + 3600}), 3590, NOW + 3600 - REFRESH_MARGIN),  # exp wins when close
+        (jwt({"exp": NOW + 3600}), "3600", NOW + 3600 - REFRESH_MARGIN),
+        # the clocks differ (exp already past, or far off): the duration wins
+        (jwt({"exp": NOW - 7200}), 3600, NOW + 3600 - REFRESH_MARGIN),
+        (jwt({"exp": NOW + 86400}), 3600, NOW + 3600 - REFRESH_MARGIN),
         ("opaque", 1800, NOW + 1800 - REFRESH_MARGIN),
         ("opaque", "1800", NOW + 1800 - REFRESH_MARGIN),
         ("opaque", None, NOW + FALLBACK_LIFETIME - REFRESH_MARGIN),
@@ -68,8 +72,9 @@ def test_jwt_expiry(token: str, expected: float | None) -> None:
         ("opaque", True, NOW + FALLBACK_LIFETIME - REFRESH_MARGIN),
         # a very short-lived token is used for half its life
         (jwt({"exp": NOW + 60}), None, NOW + 30),
-        # an already expired one is renewed at once
+        # an already expired one with nothing else to go by is renewed at once
         (jwt({"exp": NOW - 5}), None, NOW),
+        (jwt({"exp": NOW - 5}), "garbage", NOW),
     ],
 )
 def test_renew_at(token: str, expires_in: object, expected: float) -> None:

@@ -7,6 +7,7 @@ import binascii
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qs
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -160,9 +161,14 @@ def api_routes(world: SkilljarWorld) -> list[Route]:
                 {"error": "invalid_request", "error_description": "send a form-encoded body"},
                 status_code=400,
             )
-        form = await request.form()
-        fields = {k: form.get(k) for k in ("grant_type", "client_id", "client_secret")}
-        text = {k: v if isinstance(v, str) else None for k, v in fields.items()}
+        try:
+            form = parse_qs((await request.body()).decode(), keep_blank_values=True)
+        except UnicodeDecodeError:
+            form = {}
+        text = {
+            k: form[k][0] if form.get(k) else None
+            for k in ("grant_type", "client_id", "client_secret")
+        }
         try:
             answer = world.grant(text["grant_type"], text["client_id"], text["client_secret"])
         except ApiError as exc:

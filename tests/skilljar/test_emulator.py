@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -274,6 +275,17 @@ def test_a_fail_rate_is_the_same_for_the_same_seed(skilljar: Site) -> None:
     first, second = run(), run()
     assert first == second
     assert 200 in first and ({500, 503} & set(first))
+
+
+def test_latency_slows_the_api_but_not_the_control_surface(skilljar: Site) -> None:
+    headers = bearer(skilljar)
+    skilljar.control("faults", {"latency_ms": 400})
+    started = time.monotonic()
+    assert skilljar.http.get(f"{skilljar.url}/v2/courses/", headers=headers).status_code == 200
+    assert time.monotonic() - started >= 0.4
+    started = time.monotonic()
+    skilljar.http.get(f"{skilljar.url}/_emulator/health")
+    assert time.monotonic() - started < 0.4
 
 
 def test_the_same_seed_builds_the_same_world() -> None:

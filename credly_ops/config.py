@@ -177,3 +177,139 @@ def cli_actor() -> str:
     except (KeyError, OSError):
         user = "unknown"
     return f"cli:{user}"
+
+
+# --------------------------------------------------------------------------- Skilljar
+#
+# The ``[skilljar]`` table of ``.streamlit/secrets.toml`` (``api_url``, ``client_id``,
+# ``client_secret``, ``domain``, ``webhook_secret``) or the ``SKILLJAR_*`` variables, with the
+# same precedence as Credly's: arguments, then secrets, then the environment.  Skilljar is
+# optional: without a client id and secret it is "not configured", which is a value, not an error.
+
+DEFAULT_SKILLJAR_API_URL = "https://api.skilljar.com"
+
+_SKILLJAR_ENV_VARS = {
+    "api_url": "SKILLJAR_API_URL",
+    "client_id": "SKILLJAR_CLIENT_ID",
+    "client_secret": "SKILLJAR_CLIENT_SECRET",
+    "domain": "SKILLJAR_DOMAIN",
+    "webhook_secret": "SKILLJAR_WEBHOOK_SECRET",
+}
+
+
+class SkilljarSettings(BaseModel):
+    """What credly_ops needs to read completions from one Skilljar account."""
+
+    model_config = ConfigDict(frozen=True, hide_input_in_errors=True, extra="forbid")
+
+    #: the API root, without ``/v1`` or ``/v2``
+    api_url: str
+    client_id: str
+    client_secret: SecretStr
+    #: read only this training domain's enrollments, when set
+    domain: str | None = None
+    #: the shared secret a webhook delivery must carry, when webhooks are used
+    webhook_secret: SecretStr | None = None
+
+    @property
+    def configured(self) -> bool:
+        return True
+
+    def secrets(self) -> list[str]:
+        """The secret values, for :func:`credly_ops.logs.install_redaction`."""
+        values = [self.client_secret.get_secret_value()]
+        if self.webhook_secret is not None:
+            values.append(self.webhook_secret.get_secret_value())
+        return [v for v in values if v]
+
+    def describe(self) -> dict[str, str]:
+        """A display-safe summary: the secrets only as masks."""
+        webhook = self.webhook_secret.get_secret_value() if self.webhook_secret else ""
+        return {
+            "skilljar": "configured",
+            "api_url": self.api_url,
+            "client_id": self.client_id,
+            "client_secret": mask_secret(self.client_secret.get_secret_value()),
+            "domain": self.domain or "(all domains)",
+            "webhook_secret": mask_secret(webhook),
+        }
+
+
+class SkilljarNotConfigured(BaseModel):
+    """Skilljar is not set up; ``missing`` names each absent key with its variable."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    missing: tuple[str, ...]
+
+    @property
+    def configured(self) -> bool:
+        return False
+
+    def secrets(self) -> list[str]:
+        return []
+
+    def describe(self) -> dict[str, str]:
+        return {"skilljar": f"not configured (missing {' and '.join(self.missing)})"}
+
+
+def load_skilljar_settings(
+    *,
+    api_url: str | None = None,
+    client_id: str | None = None,
+    client_secret: str | None = None,
+    domain: str | None = None,
+    webhook_secret: str | None = None,
+    secrets_path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> SkilljarSettings | SkilljarNotConfigured:
+    """Skilljar's settings (arguments win, then ``[skilljar]`` in secrets, then the environment),
+    or what is missing.  A value that is present but unusable is a :class:`ConfigError`."""
+    environ = os.environ if environ is None else environ
+    section = read_secrets_file(secrets_path).get("skilljar", {})
+    if not isinstance(section, dict):
+        raise ConfigError("[skilljar] in the secrets file must be a table")
+    explicit = {
+        "api_url": api_url,
+        "client_id": client_id,
+        "client_secret": client_secret,
+        "domain": domain,
+        "webhook_secret": webhook_secret,
+    }
+    unknown = sorted(set(section) - set(_SKILLJAR_ENV_VARS))
+    if unknown:
+        raise ConfigError(f"[skilljar] has an unknown key {unknown[0][:40]!r}")
+
+    def pick(key: str) -> str | None:
+        for source in (explicit[key], section.get(key), environ.get(_SKILLJAR_ENV_VARS[key])):
+            if source is None:
+                continue
+            if not isinstance(source, str):
+                raise ConfigError(f"skilljar {key} must be text")
+            if source.strip():
+                return source.strip()
+        return None
+
+    chosen_id, chosen_secret = pick("client_id"), pick("client_secret")
+    if not chosen_id or not chosen_secret:
+        missing = tuple(
+            f"{key} ({_SKILLJAR_ENV_VARS[key]})"
+            for key, value in (("client_id", chosen_id), ("client_secret", chosen_secret))
+            if not value
+        )
+        return SkilljarNotConfigured(missing=missing)
+    url = (pick("api_url") or DEFAULT_SKILLJAR_API_URL).rstrip("/")
+    if url.endswith(("/v1", "/v2")):
+        url = url[:-3]
+    if "@" in url:
+        raise ConfigError("skilljar api_url must not carry credentials; use client_id/secret")
+    if not url.startswith(("https://", "http://")):
+        raise ConfigError(f"skilljar api_url must be an http(s) URL; got {url[:60]!r}")
+    hook = pick("webhook_secret")
+    return SkilljarSettings(
+        api_url=url,
+        client_id=chosen_id,
+        client_secret=SecretStr(chosen_secret),
+        domain=pick("domain"),
+        webhook_secret=SecretStr(hook) if hook else None,
+    )

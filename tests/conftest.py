@@ -16,9 +16,9 @@ TEST_TOKEN = "tok-0123456789abcdef-SECRET"
 
 @pytest.fixture(autouse=True)
 def _hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No test sees the developer's Credly variables or secrets file."""
+    """No test sees the developer's Credly or Skilljar variables or secrets file."""
     for key in list(os.environ):
-        if key.startswith("CREDLY_"):
+        if key.startswith(("CREDLY_", "SKILLJAR_")):
             monkeypatch.delenv(key)
     monkeypatch.setattr(config, "DEFAULT_SECRETS_PATH", tmp_path / "absent-secrets.toml")
 

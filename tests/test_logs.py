@@ -3,8 +3,16 @@ from __future__ import annotations
 import base64
 import io
 import logging
+from urllib.parse import quote, quote_plus
 
-from credly_ops.logs import MASK, RedactingFilter, install_redaction, redact, secret_forms
+from credly_ops.logs import (
+    MASK,
+    RedactingFilter,
+    install_redaction,
+    protect,
+    redact,
+    secret_forms,
+)
 
 TOKEN = "tok-abcdef0123456789"
 
@@ -66,3 +74,23 @@ def test_empty_secret_changes_nothing() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "hello %s", ("world",), None)
     assert RedactingFilter([""]).filter(record)
     assert record.getMessage() == "hello world"
+
+
+def test_a_secret_is_masked_in_its_form_encoded_spellings_too() -> None:
+    secret = "sj+secret/with=odd&chars 42"
+    text = f"body=client_secret={quote_plus(secret)} path={quote(secret, safe='')} raw={secret}"
+    cleaned = redact(text, secret_forms(secret))
+    assert "secret/with" not in cleaned and "secret%2Fwith" not in cleaned
+    assert cleaned.count(MASK) == 3
+
+
+def test_a_protected_secret_is_masked_by_filters_made_before_it() -> None:
+    logger, stream = make_logger("credly_ops.test.protected")
+    install_redaction([TOKEN], logger)
+    later = "protected-later-0123456789"
+    logger.info("before %s", later)
+    protect(later)
+    logger.info("after %s and %s", later, TOKEN)
+    lines = stream.getvalue().splitlines()
+    assert lines[0].endswith(later)  # nothing masks a secret nobody named
+    assert lines[1] == f"INFO after {MASK} and {MASK}"

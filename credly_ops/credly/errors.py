@@ -23,11 +23,15 @@ The first split answers the question a caller must ask before sending again::
         └── ServerError            5xx: for a POST the outcome is unknown too
 
 Messages never carry the API token: it is not in any URL and never formatted into text.
+``NotSent``, ``OutcomeUnknown`` and ``CredlyStatusError`` carry the markers of
+:mod:`credly_ops.retry`, which decides from them whether to send again.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from credly_ops.retry import ErrorAnswer, OutcomeNotKnown, RequestNotSent
 
 
 class CredlyError(Exception):
@@ -39,7 +43,7 @@ class CredlyError(Exception):
     retryable: bool = False
 
 
-class NotSent(CredlyError):
+class NotSent(CredlyError, RequestNotSent):
     kind = "network"
     retryable = True
 
@@ -48,7 +52,7 @@ class ConnectFailed(NotSent):
     kind = "network"
 
 
-class OutcomeUnknown(CredlyError):
+class OutcomeUnknown(CredlyError, OutcomeNotKnown):
     kind = "outcome_unknown"
     retryable = True
 
@@ -61,7 +65,7 @@ class ConnectionLost(OutcomeUnknown):
     kind = "network"
 
 
-class CredlyStatusError(CredlyError):
+class CredlyStatusError(CredlyError, ErrorAnswer):
     kind = "http_error"
     status: int = 0
 

@@ -3,6 +3,7 @@
 - ``credly/``: the local Credly (a Starlette app over an in-memory, journalled world);
 - ``server.py``: serve an ASGI app on a loopback port from a background thread;
 - ``embedded.py``: make sure the demo's emulator answers, starting it here if not;
+- ``skilljar/``: the local Skilljar (v2 tokens and enrollments, v1 webhooks, a control surface);
 - ``demo_world.py``: THE deterministic demo world (the Credly side and the LMS side, as plain
   values) and its one anchor rule.
 

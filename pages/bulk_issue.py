@@ -38,6 +38,8 @@ from credly_ops.issuance import (
     running_jobs,
     start_job_in_background,
 )
+from credly_ops.issuance.redecide import Redecision
+from credly_ops.issuance.run import changes_before_sending
 from credly_ops.reasons import describe, describe_flag
 from credly_ops.store import CacheBusy
 
@@ -228,15 +230,62 @@ def confirm(prepared: Prepared) -> None:
         return
     try:
         job_id = create_job_from(ws, actor, prepared)
+        with st.spinner("Syncing with Credly and checking the plan against it…"):
+            changes = changes_before_sending(ws, actor, job_id)
+    except (JobBusy, PermissionDenied, CacheBusy) as exc:
+        st.error(str(exc))
+        return
+    if changes:
+        # never send a plan the user was not shown: show what changed, and ask again
+        st.session_state["bulk_recheck"] = (job_id, [change_row(c) for c in changes])
+        st.rerun()
+    launch_new(job_id)
+
+
+def change_row(change: Redecision) -> dict[str, Any]:
+    row, now = change.row, change.decided
+    return {
+        "row": row.row_no,
+        "email": row.email,
+        "course": row.course_id or row.course_title,
+        "planned": f"{row.outcome} / {row.reason}",
+        "now": f"{now.outcome} / {now.reason}",
+        "why": describe(now.reason),
+    }
+
+
+def launch_new(job_id: str) -> None:
+    try:
         start_job_in_background(ws, actor, job_id, DEFAULT_CONCURRENCY)
     except (JobBusy, PermissionDenied) as exc:
         st.error(str(exc))
         return
+    st.session_state.pop("bulk_recheck", None)
     st.session_state["bulk_job"] = job_id
     st.session_state.pop("bulk_prepared", None)
     # a fresh uploader: the plan is done with, and is not made again while the job runs
     st.session_state["bulk_upload_round"] = st.session_state.get("bulk_upload_round", 0) + 1
     st.rerun()
+
+
+def confirm_again(job_id: str, changes: list[dict[str, Any]]) -> None:
+    """The plan changed between planning and confirming: the new decisions, then a choice."""
+    st.warning(
+        f"Since you planned, {len(changes):,} row(s) of job {job_id} would be decided "
+        "differently (another job or a change on Credly landed in between). Nothing was sent. "
+        "Review the new decisions and confirm again.",
+        icon=":material/published_with_changes:",
+    )
+    st.dataframe(pd.DataFrame(changes), hide_index=True, width="stretch", key="bulk_changes")
+    go, cancel = st.columns(2)
+    if go.button("Confirm again and issue", type="primary", icon=":material/send:"):
+        launch_new(job_id)
+    if cancel.button("Not now", icon=":material/close:"):
+        st.session_state.pop("bulk_recheck", None)
+        st.session_state["bulk_notice"] = (
+            f"Job {job_id} was not started; it is listed below and can be resumed later."
+        )
+        st.rerun()
 
 
 def progress_view(job_id: str, polling: bool = False) -> None:
@@ -405,7 +454,10 @@ include_rejected = st.checkbox(
     help="By default a student who rejected a badge is skipped (previously_rejected).",
 )
 
-if uploaded is not None:
+recheck = st.session_state.get("bulk_recheck")
+if recheck:
+    confirm_again(*recheck)
+elif uploaded is not None:
     data, name = uploaded.getvalue(), uploaded.name
     label = st.session_state.get("bulk_encoding", "UTF-8")
     prepared: Prepared | None = None

@@ -750,6 +750,21 @@ def recheck(store: Store, job_id: str, *, now: datetime | None = None) -> list[R
     return changed
 
 
+def changes_before_sending(
+    ws: Workspace,
+    actor: Actor,
+    job_id: str,
+    *,
+    client_options: Mapping[str, Any] | None = None,
+) -> list[Redecision]:
+    """What a job would send differently from its plan if it started now: an incremental sync,
+    then :func:`recheck` (the changes are written to the ledger, the plan's decision kept).
+    A page calls this when the user confirms, and shows the changes before asking again."""
+    require(actor, Permission.ISSUE)
+    refresh_cache(ws, actor, client_options)
+    return recheck(ws.store, job_id)
+
+
 def _finalize(store: Store, actor: Actor, job_id: str, *, interrupted: bool, changed: int) -> str:
     now = utcnow()
     with store.transaction() as cur:

@@ -2,37 +2,16 @@
 
 :class:`RedactingFilter` rewrites every record that passes a handler: the token itself, its
 HTTP Basic form (``base64("token:")`` and ``base64("token")``) and any ``Authorization``
-header value are replaced by a mask before anything is formatted or written.
+header value are replaced by the one mask of :mod:`credly_ops.redaction` before anything is
+formatted or written.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
-import re
 from collections.abc import Iterable
 
-MASK = "********"
-_AUTH_HEADER = re.compile(
-    r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(basic|bearer)\s+[A-Za-z0-9+/=._-]+"
-)
-
-
-def secret_forms(secret: str) -> list[str]:
-    """The token and the encodings in which it could travel."""
-    if not secret:
-        return []
-    forms = {secret}
-    for raw in (f"{secret}:", secret):
-        forms.add(base64.b64encode(raw.encode()).decode())
-    return sorted(forms, key=len, reverse=True)
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    for form in secrets:
-        if form:
-            text = text.replace(form, MASK)
-    return _AUTH_HEADER.sub(lambda m: m.group(1) + m.group(2) + " " + MASK, text)
+from credly_ops.redaction import redact, secret_forms
 
 
 class RedactingFilter(logging.Filter):

@@ -19,7 +19,6 @@ Every error is one of :mod:`credly_ops.credly.errors`.  The API token travels on
 
 from __future__ import annotations
 
-import base64
 import logging
 import random
 import time
@@ -58,6 +57,7 @@ from credly_ops.models import (
     ReplaceRequest,
     normalize_email,
 )
+from credly_ops.redaction import scrub
 from credly_ops.timeutil import as_utc, format_credly_request
 
 if TYPE_CHECKING:
@@ -1047,14 +1047,7 @@ class CredlyClient:
 
     def _scrub(self, text: str) -> str:
         """``text`` with the token (raw or Basic-encoded) masked, should Credly ever echo it."""
-        token = self._token.get_secret_value()
-        for secret in (
-            base64.b64encode(f"{token}:".encode()).decode(),
-            base64.b64encode(token.encode()).decode(),
-            token,
-        ):
-            text = text.replace(secret, "***")
-        return text
+        return scrub(text, self._token.get_secret_value())
 
     def _log_path(self, url: str) -> str:
         return httpx.URL(url).path if "://" in url else self._base_path() + url

@@ -83,7 +83,6 @@ from credly_ops.funnel.breakdowns import (
 from credly_ops.funnel.filter import DateBasis, FunnelError, FunnelFilter
 from credly_ops.funnel.measures import (
     DERIVED_REASONS,
-    PHASES,
     BadgeStates,
     CompletionCounts,
     FunnelSummary,
@@ -114,6 +113,7 @@ from credly_ops.funnel.tables import (
     students,
     time_to_accept_histogram,
 )
+from credly_ops.reminders import PHASES
 
 __all__ = [
     "ACCEPT_BINS",

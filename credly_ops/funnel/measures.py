@@ -17,7 +17,7 @@ import pandas as pd
 from credly_ops.funnel.filter import FunnelFilter
 from credly_ops.funnel.prepare import prepare
 from credly_ops.funnel.sql import Source, cursor
-from credly_ops.reminders import REMINDER_OFFSETS
+from credly_ops.reminders import PHASES, REMINDER_OFFSETS
 
 #: skip reasons the funnel derives from completions and rules (the ledger's copies of these
 #: are not counted again)
@@ -27,12 +27,6 @@ DERIVED_REASONS: tuple[str, ...] = (
     "not_passed",
     "before_active_from",
     "template_inactive",
-)
-#: acceptance phases, by how many reminder moments had passed when a badge was accepted
-PHASES: tuple[str, ...] = (
-    "before_first_reminder",
-    "between_reminders",
-    "after_second_reminder",
 )
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 
 from credly_ops import timeutil
 from credly_ops.funnel.filter import FunnelFilter, Where
-from credly_ops.funnel.measures import PHASES, acceptance_rates
+from credly_ops.funnel.measures import acceptance_rates
 from credly_ops.funnel.prepare import FINE_STATS, prepare
 from credly_ops.funnel.sql import (
     MEMBERS_SQL,
@@ -22,7 +22,7 @@ from credly_ops.funnel.sql import (
     until_sql,
 )
 from credly_ops.funnel.stream import badge_stream, scoped_completions
-from credly_ops.reminders import REMINDER_OFFSETS
+from credly_ops.reminders import PHASES, REMINDER_OFFSETS
 from credly_ops.store import to_db_time
 
 #: time-to-accept histogram bins, in hours: (lower, upper], the first one [0, 1]; the

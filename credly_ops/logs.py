@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from credly_ops.redaction import redact, secret_forms
+from credly_ops.redaction import MASK, redact, secret_forms
+
+__all__ = ["MASK", "RedactingFilter", "install_redaction", "redact", "secret_forms"]
 
 
 class RedactingFilter(logging.Filter):

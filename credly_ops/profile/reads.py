@@ -5,7 +5,7 @@ whole preview (:func:`load_profile`).  Every SQL statement of the student previe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -28,35 +28,43 @@ _BADGE_SQL = (
 )
 
 
-def _badge_from_row(r: Sequence[Any]) -> IssuedBadge:
+def _records(store: Store, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    """The rows of ``sql``, each a dict by column name (no reading columns by position)."""
+    with store.session() as cur:
+        cur.execute(sql, params)
+        names = [d[0] for d in cur.description or ()]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def _badge_from_record(r: Mapping[str, Any]) -> IssuedBadge:
     return IssuedBadge(
-        id=r[0],
-        badge_template=TemplateRef(id=r[1], name=r[2] or "", image_url=r[15]),
-        recipient_email=r[3],
-        issued_to_first_name=r[4],
-        issued_to_last_name=r[5],
-        issuer_earner_id=r[6],
-        state=r[7],
-        issued_at=from_db_time(r[8]),
-        expires_at=from_db_time(r[9]),
-        state_updated_at=from_db_time(r[10]),
-        created_at=from_db_time(r[11]),
-        updated_at=from_db_time(r[12]),
-        badge_url=r[13],
-        accept_badge_url=r[14],
-        image_url=r[15],
-        replaces_badge_id=r[16],
-        replacement_badge_id=r[17],
-        suppress_badge_notification_email=bool(r[18]),
-        revocation_reason=r[19],
+        id=r["id"],
+        badge_template=TemplateRef(
+            id=r["template_id"], name=r["template_name"] or "", image_url=r["image_url"]
+        ),
+        recipient_email=r["recipient_email"],
+        issued_to_first_name=r["first_name"],
+        issued_to_last_name=r["last_name"],
+        issuer_earner_id=r["issuer_earner_id"],
+        state=r["state"],
+        issued_at=from_db_time(r["issued_at"]),
+        expires_at=from_db_time(r["expires_at"]),
+        state_updated_at=from_db_time(r["state_updated_at"]),
+        created_at=from_db_time(r["created_at"]),
+        updated_at=from_db_time(r["updated_at"]),
+        badge_url=r["badge_url"],
+        accept_badge_url=r["accept_badge_url"],
+        image_url=r["image_url"],
+        replaces_badge_id=r["replaces_badge_id"],
+        replacement_badge_id=r["replacement_badge_id"],
+        suppress_badge_notification_email=bool(r["suppress_notification"]),
+        revocation_reason=r["revocation_reason"],
     )
 
 
 def student_badges(store: Store, email: str) -> list[IssuedBadge]:
     """Every cached badge (any state) of the organization for this email, newest first."""
-    with store.session() as cur:
-        rows = cur.execute(_BADGE_SQL, [normalize_email(email)]).fetchall()
-    return [_badge_from_row(r) for r in rows]
+    return [_badge_from_record(r) for r in _records(store, _BADGE_SQL, [normalize_email(email)])]
 
 
 def _status(value: str | None) -> SuccessStatus | None:
@@ -68,22 +76,23 @@ def _status(value: str | None) -> SuccessStatus | None:
 
 def student_completions(store: Store, email: str) -> list[Completion]:
     """The student's completions, oldest first."""
-    with store.session() as cur:
-        rows = cur.execute(
-            "SELECT email, first_name, last_name, course_id, course_title, completed_at, status, "
-            "score FROM completions WHERE email = ? ORDER BY completed_at, course_id",
-            [normalize_email(email)],
-        ).fetchall()
+    rows = _records(
+        store,
+        "SELECT email, first_name, last_name, course_id, course_title, completed_at, status, "
+        "score FROM completions WHERE email = ? ORDER BY completed_at, course_id",
+        [normalize_email(email)],
+    )
     return [
         Completion(
-            email=r[0],
-            first_name=r[1] or "",
-            last_name=r[2] or "",
-            course_id=r[3] or "",
-            course_title=r[4] or "",
-            completed_at=r[5],  # NOT NULL; stored naive UTC, which Completion reads as UTC
-            status=_status(r[6]),
-            score=r[7],
+            email=r["email"],
+            first_name=r["first_name"] or "",
+            last_name=r["last_name"] or "",
+            course_id=r["course_id"] or "",
+            course_title=r["course_title"] or "",
+            # NOT NULL; stored naive UTC, which Completion reads as UTC
+            completed_at=r["completed_at"],
+            status=_status(r["status"]),
+            score=r["score"],
         )
         for r in rows
     ]
@@ -91,25 +100,25 @@ def student_completions(store: Store, email: str) -> list[Completion]:
 
 def student_ledger(store: Store, email: str) -> list[LedgerEntry]:
     """What issue jobs recorded for this email, oldest first."""
-    with store.session() as cur:
-        rows = cur.execute(
-            "SELECT job_id, course_id, course_title, completed_at, status, outcome, error_class, "
-            "error_message, badge_id, updated_at FROM ledger WHERE lower(trim(email)) = ? "
-            "ORDER BY updated_at, job_id, row_no",
-            [normalize_email(email)],
-        ).fetchall()
+    rows = _records(
+        store,
+        "SELECT job_id, course_id, course_title, completed_at, status, outcome, error_class, "
+        "error_message, badge_id, updated_at FROM ledger WHERE lower(trim(email)) = ? "
+        "ORDER BY updated_at, job_id, row_no",
+        [normalize_email(email)],
+    )
     return [
         LedgerEntry(
-            job_id=r[0],
-            course_id=r[1] or "",
-            course_title=r[2] or "",
-            completed_at=from_db_time(r[3]),
-            status=r[4],
-            outcome=r[5],
-            error_class=r[6],
-            error_message=r[7],
-            badge_id=r[8],
-            updated_at=from_db_time(r[9]) or utcnow(),
+            job_id=r["job_id"],
+            course_id=r["course_id"] or "",
+            course_title=r["course_title"] or "",
+            completed_at=from_db_time(r["completed_at"]),
+            status=r["status"],
+            outcome=r["outcome"],
+            error_class=r["error_class"],
+            error_message=r["error_message"],
+            badge_id=r["badge_id"],
+            updated_at=from_db_time(r["updated_at"]) or utcnow(),
         )
         for r in rows
     ]

@@ -13,6 +13,7 @@ from plotly.subplots import make_subplots
 from credly_ops import funnel
 from credly_ops.funnel import FunnelSummary
 from credly_ops.reasons import REASONS
+from credly_ops.reminders import PHASES, phase_title
 
 BLUE, SKY, GREEN, ORANGE = "#0072B2", "#56B4E9", "#009E73", "#E69F00"
 VERMILLION, PURPLE, GREY = "#D55E00", "#CC79A7", "#666666"
@@ -23,11 +24,7 @@ PHASE_COLOURS = {
     "between_reminders": SKY,
     "after_second_reminder": ORANGE,
 }
-PHASE_LABELS = {
-    "before_first_reminder": "Before the first reminder (≤ 1 day)",
-    "between_reminders": "Between the reminders (1–4 days)",
-    "after_second_reminder": "After the second reminder (> 4 days)",
-}
+PHASE_LABELS = {phase: phase_title(phase) for phase in PHASES}
 
 
 def hours_text(value: float | None) -> str:

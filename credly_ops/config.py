@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from credly_ops.models import Environment
+from credly_ops.redaction import mask_secret
 
 DEFAULT_DB_PATH = Path("data/credly_ops.duckdb")
 DEFAULT_SECRETS_PATH = Path(".streamlit/secrets.toml")
@@ -80,14 +81,6 @@ class Settings(BaseModel):
             "token": mask_secret(self.api_token.get_secret_value()),
             "database": str(self.db_path),
         }
-
-
-def mask_secret(secret: str) -> str:
-    if not secret:
-        return "(not set)"
-    if len(secret) <= 8:
-        return "•" * 8
-    return "•" * 8 + secret[-4:]
 
 
 def read_secrets_section(path: Path) -> dict[str, Any]:

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from credly_ops.access import Actor, Permission, require
-from credly_ops.config import mask_secret
 from credly_ops.credly.errors import CredlyError
 from credly_ops.models import BadgeTemplate
+from credly_ops.redaction import scrub
 from credly_ops.rules import RuleCheck, RuleProblem, check_rules, load_templates, replace_rules
 from credly_ops.workspace import Workspace
 
@@ -65,10 +65,6 @@ class ConnectionReport:
         }
 
 
-def _scrub(text: str, secret: str) -> str:
-    return text.replace(secret, mask_secret(secret)) if secret else text
-
-
 def check_connection(
     ws: Workspace, *, clock: Callable[[], float] = time.perf_counter
 ) -> ConnectionReport:
@@ -90,7 +86,7 @@ def check_connection(
             ok=False,
             error_class=type(exc).__name__,
             error_kind=kind,
-            error_message=_scrub(str(exc), secret),
+            error_message=scrub(str(exc), secret),
             seconds=clock() - started,
             **base,
         )

@@ -2,36 +2,29 @@
 
 :class:`RedactingFilter` rewrites every record that passes a handler: each secret itself, its
 HTTP Basic form (``base64("secret:")`` and ``base64("secret")``), its form-encoded form and any
-``Authorization`` header value are replaced by a mask before anything is formatted or written.
-A filter masks the secrets it was made with and every secret :func:`protect` names, before or
-after — so a client made later (the Skilljar one) adds its secret to the filters already
-installed.
+``Authorization`` header value are replaced by the one mask of :mod:`credly_ops.redaction`
+before anything is formatted or written. A filter masks the secrets it was made with and every
+secret :func:`protect` names, before or after — so a client made later (the Skilljar one) adds
+its secret to the filters already installed.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
-import re
 import threading
 from collections.abc import Iterable
-from urllib.parse import quote, quote_plus
 
-MASK = "********"
-_AUTH_HEADER = re.compile(
-    r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(basic|bearer)\s+[A-Za-z0-9+/=._-]+"
-)
+from credly_ops.redaction import MASK, redact, secret_forms
 
-
-def secret_forms(secret: str) -> list[str]:
-    """The token and the encodings in which it could travel."""
-    if not secret:
-        return []
-    forms = {secret, quote_plus(secret), quote(secret, safe="")}
-    for raw in (f"{secret}:", secret):
-        forms.add(base64.b64encode(raw.encode()).decode())
-    return sorted(forms, key=len, reverse=True)
-
+__all__ = [
+    "MASK",
+    "RedactingFilter",
+    "install_redaction",
+    "protect",
+    "protected_forms",
+    "redact",
+    "secret_forms",
+]
 
 _protected_lock = threading.Lock()
 _protected: list[str] = []
@@ -51,13 +44,6 @@ def protect(secret: str) -> None:
 def protected_forms() -> list[str]:
     """Every form of every secret named to :func:`protect` (longest first)."""
     return _protected
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    for form in secrets:
-        if form:
-            text = text.replace(form, MASK)
-    return _AUTH_HEADER.sub(lambda m: m.group(1) + m.group(2) + " " + MASK, text)
 
 
 class RedactingFilter(logging.Filter):

@@ -1,4 +1,4 @@
-"""Credly's pending-badge reminders, as the domain defines them.
+"""Credly's pending-badge reminders: when they go out, and the phases of acceptance they mark.
 
 Credly emails a reminder for a badge still pending one day after it was issued and again four
 days after; none when the badge was issued with ``suppress_badge_notification_email``.  A badge
@@ -15,6 +15,19 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 REMINDER_OFFSETS: tuple[timedelta, ...] = (timedelta(days=1), timedelta(days=4))
+
+#: acceptance phases, by how many reminder moments had passed when a badge was accepted
+PHASES: tuple[str, ...] = (
+    "before_first_reminder",
+    "between_reminders",
+    "after_second_reminder",
+)
+#: each phase as a sentence says it ("accepted before the first reminder")
+PHASE_LABELS: dict[str, str] = {
+    "before_first_reminder": "before the first reminder",
+    "between_reminders": "between the reminders",
+    "after_second_reminder": "after the second reminder",
+}
 
 
 def reminder_moments(sent_at: datetime) -> tuple[datetime, ...]:
@@ -40,3 +53,25 @@ def reminders_sent(
     if pending_until is None or pending_until > now:
         return sum(1 for moment in moments if moment <= now)
     return sum(1 for moment in moments if moment < pending_until)
+
+
+def _days(offset: timedelta) -> str:
+    days = offset / timedelta(days=1)
+    return f"{days:g} day" if days == 1 else f"{days:g} days"
+
+
+def phase_window(phase: str) -> str:
+    """When a phase lies, counted from the badge's sending: ``≤ 1 day``, ``1–4 days``,
+    ``> 4 days`` (from :data:`REMINDER_OFFSETS`)."""
+    first, second = REMINDER_OFFSETS[:2]
+    windows = {
+        PHASES[0]: f"≤ {_days(first)}",
+        PHASES[1]: f"{first / timedelta(days=1):g}–{_days(second)}",
+        PHASES[2]: f"> {_days(second)}",
+    }
+    return windows[phase]
+
+
+def phase_title(phase: str) -> str:
+    """A phase as a legend names it: ``Before the first reminder (≤ 1 day)``."""
+    return f"{PHASE_LABELS[phase].capitalize()} ({phase_window(phase)})"

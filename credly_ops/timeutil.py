@@ -2,7 +2,8 @@
 
 Credly answers with ISO-8601 UTC and milliseconds (``2014-04-01T14:41:00.000Z``) and is sent
 ``%Y-%m-%d %H:%M:%S %z`` (its documented request format).  These helpers convert both ways and
-are lenient on input, strict on output.
+are lenient on input, strict on output.  :func:`ago` says how long ago a moment was, as the app
+and the command line show it.
 """
 
 from __future__ import annotations
@@ -50,3 +51,18 @@ def format_credly_response(value: datetime) -> str:
     """The form Credly answers with: ``2024-05-01T09:41:00.000Z``."""
     v = as_utc(value)
     return v.strftime("%Y-%m-%dT%H:%M:%S.") + f"{v.microsecond // 1000:03d}Z"
+
+
+def ago(moment: datetime | None, now: datetime | None = None) -> str:
+    """How long ago ``moment`` was: ``never``, ``just now`` (under 90 seconds, or in the
+    future), ``12 min ago`` (under 90 minutes), ``5 h ago`` (under two days), ``3 days ago``."""
+    if moment is None:
+        return "never"
+    seconds = max(((now or utcnow()) - moment).total_seconds(), 0.0)
+    if seconds < 90:
+        return "just now"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min ago"
+    if seconds < 172_800:
+        return f"{seconds / 3600:.0f} h ago"
+    return f"{seconds / 86_400:.0f} days ago"

@@ -597,7 +597,7 @@ def test_breakdown_by_template_and_domain(world: World) -> None:
 def test_laggards_are_flagged(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     frame = funnel.breakdown(world.store, world.flt, "course")
     assert not frame["laggard"].any()  # no course issued the minimum of 20 badges
-    monkeypatch.setattr(funnel, "LAGGARD_MIN_ISSUED", 2)
+    monkeypatch.setattr("credly_ops.funnel.breakdowns.LAGGARD_MIN_ISSUED", 2)
     frame = funnel.breakdown(world.store, world.flt, "course")
     assert frame.loc[frame["laggard"], "course_id"].tolist() == ["C2"]  # 0 % vs 53 % overall
 

@@ -28,21 +28,6 @@ def make_logger(name: str) -> tuple[logging.Logger, io.StringIO]:
     return logger, stream
 
 
-def test_every_form_of_the_token_is_masked() -> None:
-    basic = base64.b64encode(f"{TOKEN}:".encode()).decode()
-    bare = base64.b64encode(TOKEN.encode()).decode()
-    text = f"token={TOKEN} header=Basic {basic} other={bare}"
-    cleaned = redact(text, secret_forms(TOKEN))
-    assert TOKEN not in cleaned and basic not in cleaned and bare not in cleaned
-    assert cleaned.count(MASK) == 3
-
-
-def test_authorization_headers_are_masked_even_for_unknown_tokens() -> None:
-    cleaned = redact("{'Authorization': 'Basic Zm9vOmJhcg=='}", [])
-    assert "Zm9vOmJhcg==" not in cleaned
-    assert MASK in cleaned
-
-
 def test_filter_masks_messages_arguments_and_tracebacks() -> None:
     logger, stream = make_logger("credly_ops.test.redaction")
     install_redaction([TOKEN], logger)
@@ -54,9 +39,9 @@ def test_filter_masks_messages_arguments_and_tracebacks() -> None:
         logger.exception("request failed")
     output = stream.getvalue()
     assert TOKEN not in output
-    assert "calling with ********" in output
+    assert f"calling with {MASK}" in output
     assert "plain 3" in output
-    assert "RuntimeError: failed with token ********" in output
+    assert f"RuntimeError: failed with token {MASK}" in output
 
 
 def test_handler_filter_catches_records_from_other_loggers() -> None:
@@ -65,9 +50,11 @@ def test_handler_filter_catches_records_from_other_loggers() -> None:
     child = logging.getLogger("credly_ops.test.parent.httpx")
     child.propagate = True
     install_redaction([TOKEN], root_logger)
-    child.warning("header Authorization: Basic %s", base64.b64encode(f"{TOKEN}:".encode()).decode())
-    assert TOKEN not in stream.getvalue()
-    assert base64.b64encode(f"{TOKEN}:".encode()).decode() not in stream.getvalue()
+    basic = base64.b64encode(f"{TOKEN}:".encode()).decode()
+    child.warning("sent %s to Credly", basic)  # no header around it: only the filter knows it
+    output = stream.getvalue()
+    assert basic not in output
+    assert f"sent {MASK} to Credly" in output
 
 
 def test_empty_secret_changes_nothing() -> None:

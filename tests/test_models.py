@@ -77,10 +77,28 @@ def test_a_completion_is_an_immutable_hashable_value() -> None:
 
 
 def test_as_record_names_every_field_with_plain_values() -> None:
-    record = completion(status="passed", score=90, row=7).as_record()
-    assert tuple(record) == COMPLETION_FIELDS
-    assert record["status"] == "passed" and type(record["status"]) is str
-    assert record["row"] == 7 and record["completed_at"] == WHEN
+    built = completion(
+        first_name="Ada",
+        last_name="Lovelace",
+        course_title="Engines",
+        status="passed",
+        score=90,
+        row=7,
+    )
+    record = built.as_record()
+    assert record == {
+        "email": "ada@example.com",
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "course_id": "C1",
+        "course_title": "Engines",
+        "completed_at": WHEN,
+        "status": "passed",
+        "score": 90,
+        "row": 7,
+    }
+    assert type(record["status"]) is str  # the word, not the enum
+    assert Completion(**record) == built  # a record builds the same completion back
 
 
 def test_checked_completion_is_the_same_value_built_without_the_checks() -> None:

@@ -17,6 +17,7 @@ from credly_ops.lms import save_completions
 from credly_ops.models import BadgeRule, Completion, IssueMethod, SuccessStatus
 from credly_ops.profile import VERDICT_ISSUE_FAILED, VERDICT_ISSUED, load_profile
 from credly_ops.rules import replace_rules
+from credly_ops.store import from_db_time
 from credly_ops.support import (
     find_completion,
     refresh_student,
@@ -24,6 +25,7 @@ from credly_ops.support import (
     revoke_badge,
 )
 from credly_ops.sync import sync
+from credly_ops.timeutil import utcnow
 from credly_ops.workspace import Workspace
 from tests.conftest import emulator_workspace
 
@@ -78,21 +80,33 @@ def ws(world, emulator: str, tmp_path: Path) -> Workspace:
     return workspace
 
 
-def audit(ws: Workspace, action: str) -> list[tuple]:
+def named_rows(ws: Workspace, sql: str, params: list[object] | None = None) -> list[dict]:
+    """The rows of ``sql``, each a dict by column name (no reading columns by position)."""
     with ws.store.session() as cur:
-        return cur.execute(
-            "SELECT actor, role, outcome, target, job_id, detail, occurred_at FROM audit "
-            "WHERE action = ? ORDER BY id",
-            [action],
-        ).fetchall()
+        cur.execute(sql, params or [])
+        names = [d[0] for d in cur.description or ()]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-def ledger(ws: Workspace) -> list[tuple]:
-    with ws.store.session() as cur:
-        return cur.execute(
-            "SELECT l.job_id, l.outcome, l.reason, l.status, l.badge_id, l.error_class, j.kind, "
-            "j.created_by FROM ledger l JOIN jobs j ON j.id = l.job_id ORDER BY l.updated_at"
-        ).fetchall()
+def pick(row: dict, *names: str) -> tuple:
+    return tuple(row[name] for name in names)
+
+
+def audit(ws: Workspace, action: str) -> list[dict]:
+    return named_rows(
+        ws,
+        "SELECT actor, role, outcome, target, job_id, detail, occurred_at FROM audit "
+        "WHERE action = ? ORDER BY id",
+        [action],
+    )
+
+
+def ledger(ws: Workspace) -> list[dict]:
+    return named_rows(
+        ws,
+        "SELECT l.job_id, l.outcome, l.reason, l.status, l.badge_id, l.error_class, j.kind, "
+        "j.created_by FROM ledger l JOIN jobs j ON j.id = l.job_id ORDER BY l.updated_at",
+    )
 
 
 def cached_state(ws: Workspace, badge_id: str) -> str | None:
@@ -109,15 +123,28 @@ def test_reissue_issues_once_with_ledger_and_audit(ws: Workspace, world) -> None
     assert world.badge_record(DEMO_ORG_ID, badge.id)["state"] == "pending"
     assert cached_state(ws, badge.id) == "pending"
     [row] = ledger(ws)
-    assert row[1:] == ("issue", "new_badge", "succeeded", badge.id, None, "reissue", "carl.csm")
+    assert pick(row, "outcome", "reason", "status", "badge_id", "error_class") == (
+        "issue",
+        "new_badge",
+        "succeeded",
+        badge.id,
+        None,
+    )
+    assert pick(row, "kind", "created_by") == ("reissue", "carl.csm")
     [entry] = audit(ws, "badge.reissue")
-    assert entry[:5] == ("carl.csm", "csm", "ok", EMAIL, row[0])
+    assert pick(entry, "actor", "role", "outcome", "target", "job_id") == (
+        "carl.csm",
+        "csm",
+        "ok",
+        EMAIL,
+        row["job_id"],
+    )
     # a second re-issue of the same completion sends nothing: the engine sees the badge
     again = reissue(ws, CSM, EMAIL, "c1", DONE)
     assert (again.outcome, again.reason, again.sent) == ("skip", "already_issued", False)
     assert sum(1 for b in world.badges_for(DEMO_ORG_ID) if b["recipient_email"] == EMAIL) == 1
-    assert [r[3] for r in ledger(ws)] == ["succeeded", "skipped"]
-    assert [r[2] for r in audit(ws, "badge.reissue")] == ["ok", "skipped"]
+    assert [r["status"] for r in ledger(ws)] == ["succeeded", "skipped"]
+    assert [r["outcome"] for r in audit(ws, "badge.reissue")] == ["ok", "skipped"]
     # the preview now explains it as issued
     profile = load_profile(ws.store, EMAIL, web_url=ws.settings.web_url)
     c1 = next(e for e in profile.explanations if e.course_id == "c1")
@@ -142,8 +169,8 @@ def test_a_failed_reissue_is_recorded_and_explained(ws: Workspace, world) -> Non
     with pytest.raises(TemplateNotIssuable):
         reissue(ws, CSM, EMAIL, "c1", DONE)
     [row] = ledger(ws)
-    assert (row[3], row[5]) == ("failed", "template_inactive")
-    assert [r[2] for r in audit(ws, "badge.reissue")] == ["failed"]
+    assert pick(row, "status", "error_class") == ("failed", "template_inactive")
+    assert [r["outcome"] for r in audit(ws, "badge.reissue")] == ["failed"]
     profile = load_profile(ws.store, EMAIL, web_url=ws.settings.web_url)
     c1 = next(e for e in profile.explanations if e.course_id == "c1")
     assert c1.verdict == VERDICT_ISSUE_FAILED and c1.can_reissue
@@ -169,19 +196,27 @@ def test_revoke_is_admin_only_and_audited(ws: Workspace, world) -> None:
     assert audit(ws, "badge.revoke") == []
     with pytest.raises(ValueError, match="reason"):
         revoke_badge(ws, ADMIN, issued.id, "   ")
+    before = utcnow()
     revoked = revoke_badge(ws, ADMIN, issued.id, " Issued in error ")
+    after = utcnow()
     assert revoked.state == "revoked" and revoked.revocation_reason == "Issued in error"
     assert world.badge_record(DEMO_ORG_ID, issued.id)["state"] == "revoked"
     assert cached_state(ws, issued.id) == "revoked"
     [entry] = audit(ws, "badge.revoke")
-    assert entry[:4] == ("alice.admin", "admin", "ok", issued.id)
-    assert "Issued in error" in entry[5] and entry[6] is not None
+    assert pick(entry, "actor", "role", "outcome", "target") == (
+        "alice.admin",
+        "admin",
+        "ok",
+        issued.id,
+    )
+    assert "Issued in error" in entry["detail"]
+    assert before <= from_db_time(entry["occurred_at"]) <= after  # the audit's own clock
     profile = load_profile(ws.store, EMAIL, web_url=ws.settings.web_url)
     assert profile.badges_earned == []  # a revoked badge leaves the table
     # revoking again: Credly refuses, and the failure is audited too
     with pytest.raises(Exception, match="already been revoked"):
         revoke_badge(ws, ADMIN, issued.id, "again")
-    assert [e[2] for e in audit(ws, "badge.revoke")] == ["ok", "failed"]
+    assert [e["outcome"] for e in audit(ws, "badge.revoke")] == ["ok", "failed"]
 
 
 def test_refresh_reads_the_student_live_and_forgets_deleted_badges(ws: Workspace, world) -> None:
@@ -211,7 +246,12 @@ def test_refresh_reads_the_student_live_and_forgets_deleted_badges(ws: Workspace
     assert cached_state(ws, "deleted-on-credly") is None
     assert cached_state(ws, "theirs") is None  # another organization's badge never arrives
     [entry] = audit(ws, "student.refresh")
-    assert entry[:4] == ("vera.viewer", "viewer", "ok", EMAIL)
+    assert pick(entry, "actor", "role", "outcome", "target") == (
+        "vera.viewer",
+        "viewer",
+        "ok",
+        EMAIL,
+    )
 
 
 class ProcessStopped(BaseException):
@@ -244,12 +284,12 @@ def crash_on_send(ws: Workspace, monkeypatch: pytest.MonkeyPatch, *, lands: bool
     )
 
 
-def ledger_rows(ws: Workspace) -> list[tuple]:
-    with ws.store.session() as cur:
-        return cur.execute(
-            "SELECT l.job_id, l.status, l.badge_id, l.error_class, j.status FROM ledger l "
-            "JOIN jobs j ON j.id = l.job_id ORDER BY j.created_at, l.job_id"
-        ).fetchall()
+def ledger_rows(ws: Workspace) -> list[dict]:
+    return named_rows(
+        ws,
+        "SELECT l.job_id, l.status, l.badge_id, l.error_class, j.status AS job_status "
+        "FROM ledger l JOIN jobs j ON j.id = l.job_id ORDER BY j.created_at, l.job_id",
+    )
 
 
 @pytest.mark.parametrize("lands", [False, True])
@@ -260,10 +300,11 @@ def test_a_reissue_is_in_flight_in_the_ledger_before_its_request_leaves(
         crash_on_send(ws, patch, lands=lands)
         with pytest.raises(ProcessStopped):
             reissue(ws, CSM, EMAIL, "c1", DONE)
-    [(job_id, status, badge_id, error_class, job_status)] = ledger_rows(ws)
+    [row] = ledger_rows(ws)
+    job_id = row["job_id"]
     # the row was committed in flight before the request; the job is left to be resumed
-    assert (status, badge_id, error_class) == ("in_flight", None, None)
-    assert job_status in ("running", "interrupted")
+    assert pick(row, "status", "badge_id", "error_class") == ("in_flight", None, None)
+    assert row["job_status"] in ("running", "interrupted")
     on_credly = [b for b in world.badges_for(DEMO_ORG_ID) if b["recipient_email"] == EMAIL]
     assert len(on_credly) == (1 if lands else 0)
 
@@ -271,10 +312,10 @@ def test_a_reissue_is_in_flight_in_the_ledger_before_its_request_leaves(
     # from what Credly holds (its own badge when the request landed), never sent twice
     again = reissue(ws, CSM, EMAIL, "c1", DONE)
     assert again.job_id == job_id and again.sent
-    [(_, status, badge_id, error_class, job_status)] = ledger_rows(ws)
-    assert (status, error_class, job_status) == ("succeeded", None, "done")
+    [row] = ledger_rows(ws)
+    assert pick(row, "status", "error_class", "job_status") == ("succeeded", None, "done")
     if lands:
-        assert badge_id == on_credly[0]["id"]
+        assert row["badge_id"] == on_credly[0]["id"]
     # and whatever happened, the student has exactly one badge for the completion
     on_credly = [b for b in world.badges_for(DEMO_ORG_ID) if b["recipient_email"] == EMAIL]
     assert len(on_credly) == 1

@@ -19,15 +19,14 @@ Every error is one of :mod:`credly_ops.credly.errors`.  The API token travels on
 
 from __future__ import annotations
 
-import base64
 import logging
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from importlib import metadata
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -49,7 +48,15 @@ from credly_ops.credly.errors import (
     ValidationFailed,
     error_for_status,
 )
-from credly_ops.credly.filters import build_filter, build_sort
+from credly_ops.credly.filters import (
+    BadgeListFilter,
+    HighVolumeFilter,
+    StrOrList,
+    TimeFilter,
+    badge_filter,
+    build_filter,
+    build_sort,
+)
 from credly_ops.models import (
     BadgeState,
     BadgeTemplate,
@@ -58,6 +65,7 @@ from credly_ops.models import (
     ReplaceRequest,
     normalize_email,
 )
+from credly_ops.redaction import scrub
 from credly_ops.timeutil import as_utc, format_credly_request
 
 if TYPE_CHECKING:
@@ -90,9 +98,6 @@ def _package_version() -> str:
 
 
 USER_AGENT = f"credly-ops/{_package_version()}"
-
-TimeFilter = datetime | date | str
-StrOrList = str | Sequence[str]
 
 
 @dataclass(frozen=True)
@@ -227,14 +232,6 @@ def _outcome_unknown(exc: CredlyError) -> bool:
     return isinstance(exc, CredlyStatusError) and (exc.status == 408 or exc.status >= 500)
 
 
-def _filter_time(value: TimeFilter | None) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, datetime):
-        return format_credly_request(value)
-    return value.isoformat()
-
-
 def _search_time(value: TimeFilter | None) -> str | None:
     """``start_date``/``end_date`` of the high-volume search: ``YYYY-MM-DD HH:MM:SS`` in UTC."""
     if value is None or isinstance(value, str):
@@ -250,37 +247,6 @@ def _sort_value(sort: str | Sequence[str] | None) -> str | None:
     if isinstance(sort, str):
         return sort or None
     return build_sort(sort)
-
-
-def _badge_filter(
-    *,
-    state: StrOrList | None,
-    recipient_email: str | None,
-    recipient_email_all: str | None,
-    badge_template_id: str | None,
-    issuer_earner_id: str | None,
-    query: str | None,
-    issued_at_min: TimeFilter | None = None,
-    issued_at_max: TimeFilter | None = None,
-    updated_at_min: TimeFilter | None = None,
-    updated_at_max: TimeFilter | None = None,
-    expires_at_date_max: TimeFilter | None = None,
-) -> str | None:
-    return build_filter(
-        {
-            "state": state,
-            "recipient_email": recipient_email,
-            "recipient_email_all": recipient_email_all,
-            "badge_template_id": badge_template_id,
-            "issuer_earner_id": issuer_earner_id,
-            "query": query,
-            "issued_at_min": _filter_time(issued_at_min),
-            "issued_at_max": _filter_time(issued_at_max),
-            "updated_at_min": _filter_time(updated_at_min),
-            "updated_at_max": _filter_time(updated_at_max),
-            "expires_at_date_max": _filter_time(expires_at_date_max),
-        }
-    )
 
 
 def _timeouts(timeout: httpx.Timeout | None) -> httpx.Timeout:
@@ -484,32 +450,12 @@ class CredlyClient:
         self,
         page: int = 1,
         *,
-        state: StrOrList | None = None,
-        recipient_email: str | None = None,
-        recipient_email_all: str | None = None,
-        badge_template_id: str | None = None,
-        issuer_earner_id: str | None = None,
-        query: str | None = None,
-        issued_at_min: TimeFilter | None = None,
-        issued_at_max: TimeFilter | None = None,
-        updated_at_min: TimeFilter | None = None,
-        updated_at_max: TimeFilter | None = None,
         sort: str | Sequence[str] | None = None,
+        **where: Unpack[BadgeListFilter],
     ) -> tuple[list[IssuedBadge], PageInfo]:
-        """One page of issued badges.  Times in filters go out as ``%Y-%m-%d %H:%M:%S %z``
-        (datetimes) or ``YYYY-MM-DD`` (dates)."""
-        filter_text = _badge_filter(
-            state=state,
-            recipient_email=recipient_email,
-            recipient_email_all=recipient_email_all,
-            badge_template_id=badge_template_id,
-            issuer_earner_id=issuer_earner_id,
-            query=query,
-            issued_at_min=issued_at_min,
-            issued_at_max=issued_at_max,
-            updated_at_min=updated_at_min,
-            updated_at_max=updated_at_max,
-        )
+        """One page of issued badges matching ``where`` (:class:`BadgeListFilter`).  Times in
+        filters go out as ``%Y-%m-%d %H:%M:%S %z`` (datetimes) or ``YYYY-MM-DD`` (dates)."""
+        filter_text = badge_filter(where, allowed=BadgeListFilter)
         params = self._list_params(page, filter_text, _sort_value(sort))
         envelope = self._get_json(self._path("badges"), params)
         items = _models(IssuedBadge, envelope.get("data"), "issued badge")
@@ -518,41 +464,20 @@ class CredlyClient:
     def iter_badges(
         self,
         *,
-        state: StrOrList | None = None,
-        recipient_email: str | None = None,
-        recipient_email_all: str | None = None,
-        badge_template_id: str | None = None,
-        issuer_earner_id: str | None = None,
-        query: str | None = None,
-        issued_at_min: TimeFilter | None = None,
-        issued_at_max: TimeFilter | None = None,
-        updated_at_min: TimeFilter | None = None,
-        updated_at_max: TimeFilter | None = None,
         sort: str | Sequence[str] | None = None,
         start_page: int = 1,
+        **where: Unpack[BadgeListFilter],
     ) -> Iterator[IssuedBadge]:
-        """Every issued badge matching the filter.
+        """Every issued badge matching ``where`` (:class:`BadgeListFilter`).
 
         Each page request is rebuilt with the original filter and sort and ``page=n``
         (``next_page_url`` may drop them); the walk stops at ``total_pages`` or an empty page.
         """
         _page_number(start_page)
+        badge_filter(where, allowed=BadgeListFilter)  # a term it does not take fails now
 
         def fetch(page: int) -> tuple[list[IssuedBadge], PageInfo]:
-            return self.badges_page(
-                page,
-                state=state,
-                recipient_email=recipient_email,
-                recipient_email_all=recipient_email_all,
-                badge_template_id=badge_template_id,
-                issuer_earner_id=issuer_earner_id,
-                query=query,
-                issued_at_min=issued_at_min,
-                issued_at_max=issued_at_max,
-                updated_at_min=updated_at_min,
-                updated_at_max=updated_at_max,
-                sort=sort,
-            )
+            return self.badges_page(page, sort=sort, **where)
 
         return self._walk(fetch, start_page)
 
@@ -576,17 +501,12 @@ class CredlyClient:
         self,
         *,
         badge_format: str = "default",
-        state: StrOrList | None = None,
-        recipient_email: str | None = None,
-        recipient_email_all: str | None = None,
-        badge_template_id: str | None = None,
-        issuer_earner_id: str | None = None,
-        query: str | None = None,
-        expires_at_date_max: TimeFilter | None = None,
         start_date: TimeFilter | None = None,
         end_date: TimeFilter | None = None,
+        **where: Unpack[HighVolumeFilter],
     ) -> Iterator[list[IssuedBadge]]:
-        """The high-volume badge search, one list of badges per page (for progress reports).
+        """The high-volume badge search for ``where`` (:class:`HighVolumeFilter`), one list of
+        badges per page (for progress reports).
 
         The cursor (``metadata.next_page_url``) is followed as given, with the same auth, but
         only on the API's own scheme, host and port: a cursor elsewhere raises
@@ -596,15 +516,7 @@ class CredlyClient:
             raise ValueError(f"badge_format must be one of {sorted(_HIGH_VOLUME_FORMATS)}")
         first: dict[str, str | None] = {
             "badge_format": badge_format,
-            "filter": _badge_filter(
-                state=state,
-                recipient_email=recipient_email,
-                recipient_email_all=recipient_email_all,
-                badge_template_id=badge_template_id,
-                issuer_earner_id=issuer_earner_id,
-                query=query,
-                expires_at_date_max=expires_at_date_max,
-            ),
+            "filter": badge_filter(where, allowed=HighVolumeFilter),
             "start_date": _search_time(start_date),
             "end_date": _search_time(end_date),
         }
@@ -626,28 +538,13 @@ class CredlyClient:
         self,
         *,
         badge_format: str = "default",
-        state: StrOrList | None = None,
-        recipient_email: str | None = None,
-        recipient_email_all: str | None = None,
-        badge_template_id: str | None = None,
-        issuer_earner_id: str | None = None,
-        query: str | None = None,
-        expires_at_date_max: TimeFilter | None = None,
         start_date: TimeFilter | None = None,
         end_date: TimeFilter | None = None,
+        **where: Unpack[HighVolumeFilter],
     ) -> Iterator[IssuedBadge]:
         """Every badge of the high-volume search (see :meth:`high_volume_pages`)."""
         for items in self.high_volume_pages(
-            badge_format=badge_format,
-            state=state,
-            recipient_email=recipient_email,
-            recipient_email_all=recipient_email_all,
-            badge_template_id=badge_template_id,
-            issuer_earner_id=issuer_earner_id,
-            query=query,
-            expires_at_date_max=expires_at_date_max,
-            start_date=start_date,
-            end_date=end_date,
+            badge_format=badge_format, start_date=start_date, end_date=end_date, **where
         ):
             yield from items
 
@@ -1057,14 +954,7 @@ class CredlyClient:
 
     def _scrub(self, text: str) -> str:
         """``text`` with the token (raw or Basic-encoded) masked, should Credly ever echo it."""
-        token = self._token.get_secret_value()
-        for secret in (
-            base64.b64encode(f"{token}:".encode()).decode(),
-            base64.b64encode(token.encode()).decode(),
-            token,
-        ):
-            text = text.replace(secret, "***")
-        return text
+        return scrub(text, self._token.get_secret_value())
 
     def _log_path(self, url: str) -> str:
         return httpx.URL(url).path if "://" in url else self._base_path() + url

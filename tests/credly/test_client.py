@@ -811,6 +811,23 @@ def test_badges_page_reports_page_info_and_accepts_time_filters(
     }
 
 
+def test_badge_filter_terms_go_out_in_one_order_whatever_the_keyword_order(
+    client: CredlyClient, credly: LocalCredly
+) -> None:
+    credly.answer("GET", "/badges", lambda request: _json(200, {"data": [], "metadata": {}}))
+    client.badges_page(1, updated_at_min=date(2024, 2, 1), query="ada", state="pending")
+    assert credly.requests[-1].url.params["filter"] == (
+        "state::pending|query::ada|updated_at_min::2024-02-01"
+    )
+
+
+def test_a_badge_search_refuses_a_term_it_does_not_take(client: CredlyClient) -> None:
+    with pytest.raises(TypeError, match="expires_at_date_max"):
+        client.iter_badges(expires_at_date_max=date(2025, 1, 1))  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="issued_at_min"):
+        next(client.high_volume_pages(issued_at_min=date(2025, 1, 1)))  # type: ignore[call-arg]
+
+
 def test_page_info_fills_gaps_in_metadata() -> None:
     assert PageInfo.from_metadata({}, requested=3, count=4) == PageInfo(3, 3, 4, 50)
     with_next = {"current_page": 2, "next_page_url": "https://x/?page=3", "per": "10"}

@@ -5,9 +5,11 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta, timezone
 
+import httpx
 import pytest
 
 from credly_ops.credly import retry
+from credly_ops.credly.client import CredlyClient
 from credly_ops.credly.errors import (
     AnswerTimedOut,
     BadRequest,
@@ -26,13 +28,45 @@ from credly_ops.credly.errors import (
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
 
-def test_the_numbers_live_here() -> None:
-    assert retry.MAX_ATTEMPTS == 5
-    assert retry.BASE_BACKOFF == 0.5
-    assert retry.MAX_BACKOFF == 30.0
-    assert retry.RETRY_AFTER_CAP == 60.0
-    assert retry.CONNECT_TIMEOUT == 5.0
-    assert retry.READ_TIMEOUT == 30.0
+class _Widest(random.Random):
+    """Draws the top of every backoff window, so a wait shows the window itself."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
+def test_the_numbers_live_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Change a number in retry.py and the decisions and the client follow: no copy elsewhere."""
+    monkeypatch.setattr(retry, "RETRY_AFTER_CAP", 7.0)
+    monkeypatch.setattr(retry, "BASE_BACKOFF", 0.1)
+    monkeypatch.setattr(retry, "MAX_BACKOFF", 0.3)
+    monkeypatch.setattr(retry, "MAX_ATTEMPTS", 2)
+    monkeypatch.setattr(retry, "CONNECT_TIMEOUT", 1.5)
+    monkeypatch.setattr(retry, "READ_TIMEOUT", 2.5)
+    assert retry.parse_retry_after("100") == 7.0
+    assert retry.backoff(1, 100.0, random.Random(0)) == 7.0
+    assert [retry.backoff(n, None, _Widest()) for n in (1, 2, 3)] == [0.1, 0.2, 0.3]
+
+    calls: list[httpx.Request] = []
+
+    def unavailable(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(503, json={"message": "down"})
+
+    waits: list[float] = []
+    client = CredlyClient(
+        base_url="http://127.0.0.1:9/v1",
+        org_id="org",
+        token="tok",
+        transport=httpx.MockTransport(unavailable),
+        sleep=waits.append,
+        rng=_Widest(),
+    )
+    with client, pytest.raises(ServerError):
+        client.get_organization()
+    assert len(calls) == 2 and waits == [0.1]
+    timeout = client._http.timeout
+    assert (timeout.connect, timeout.read, timeout.write, timeout.pool) == (1.5, 2.5, 2.5, 2.5)
 
 
 # ---------------------------------------------------------------- parse_retry_after

@@ -10,6 +10,7 @@ from typing import NoReturn
 
 import streamlit as st
 
+from credly_ops import timeutil
 from credly_ops.access import (
     LOCAL_ACTOR,
     AccessPolicy,
@@ -20,9 +21,9 @@ from credly_ops.access import (
 )
 from credly_ops.config import ConfigError, Settings, load_settings, read_secrets_file
 from credly_ops.logs import install_redaction
+from credly_ops.loopback import is_loopback
 from credly_ops.store import SETTING_INTEGRATION_NAME, CacheBusy
 from credly_ops.sync import last_sync, sync
-from credly_ops.timeutil import utcnow
 from credly_ops.workspace import Workspace
 
 
@@ -52,9 +53,6 @@ def current_actor() -> Actor:
         st.error("Sign in first.")
         st.stop()
     return LOCAL_ACTOR
-
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 @dataclass(frozen=True)
@@ -99,7 +97,7 @@ def sign_in() -> Actor:
         _only_page(_error_view(message), "credly-ops", ":material/error:")
     if not policy.sign_in:
         address = str(st.get_option("server.address") or "")
-        if address not in LOOPBACK:
+        if not is_loopback(address):
             message = (
                 "Local mode (no sign-in configured) serves 127.0.0.1 only. Configure sign-in "
                 "([auth] and [roles] in .streamlit/secrets.toml) to serve other addresses."
@@ -180,16 +178,7 @@ def settings_or_stop() -> Settings:
 
 
 def ago(moment: datetime | None) -> str:
-    if moment is None:
-        return "never"
-    seconds = (utcnow() - moment).total_seconds()
-    if seconds < 90:
-        return "just now"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min ago"
-    if seconds < 172_800:
-        return f"{seconds / 3600:.0f} h ago"
-    return f"{seconds / 86_400:.0f} days ago"
+    return timeutil.ago(moment)
 
 
 def run_sync(ws: Workspace, *, full: bool = False) -> None:

@@ -60,9 +60,10 @@ def ensure_demo_emulator(settings: Settings) -> EmbeddedEmulator:
 
 
 def _start(settings: Settings) -> EmbeddedEmulator:
-    from credly_ops.emulators.credly.app import LOOPBACK_HOSTS, build_world, create_app
+    from credly_ops.emulators.credly.app import build_world, create_app
     from credly_ops.emulators.demo_world import JOURNAL_FILE
     from credly_ops.emulators.server import serve_in_thread
+    from credly_ops.loopback import LOOPBACK_HOSTS
 
     parts = urlsplit(settings.api_url)
     host = parts.hostname or "127.0.0.1"

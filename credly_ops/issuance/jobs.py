@@ -61,7 +61,7 @@ from credly_ops.reasons import describe
 from credly_ops.rules import load_rules, load_templates
 from credly_ops.store import Store, from_db_time, write_audit
 from credly_ops.sync import last_sync, sync
-from credly_ops.timeutil import utcnow
+from credly_ops.timeutil import ago, utcnow
 from credly_ops.workspace import Workspace
 
 JOB_KIND = ledger.JOB_KIND_BULK
@@ -186,7 +186,7 @@ class CacheFreshness:
     changed: int = 0
 
     def sentence(self, now: datetime | None = None) -> str:
-        age = _age(self.last_sync_at, now or utcnow())
+        age = ago(self.last_sync_at, now or utcnow())
         if self.synced:
             return (
                 f"The cache was synced with Credly just before planning ({self.changed:,} "
@@ -198,19 +198,6 @@ class CacheFreshness:
                 f"as last synced {age}."
             )
         return f"The plan uses the cache as last synced {age} (not refreshed)."
-
-
-def _age(moment: datetime | None, now: datetime) -> str:
-    if moment is None:
-        return "never"
-    seconds = max((now - moment).total_seconds(), 0.0)
-    if seconds < 90:
-        return "just now"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min ago"
-    if seconds < 172_800:
-        return f"{seconds / 3600:.0f} h ago"
-    return f"{seconds / 86_400:.0f} days ago"
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,8 @@ from credly_ops.emulators.credly.state import World
 from credly_ops.emulators.credly.stats import RequestStats, Stats
 from credly_ops.emulators.credly.webhooks import WebhookDispatcher
 from credly_ops.emulators.demo_world import demo_world
+from credly_ops.loopback import LOOPBACK_HOSTS
 
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 #: where ``--seed demo`` finds the recorded demo anchor (``demo_world.json``)
 DEFAULT_DATA_DIR = DEFAULT_DB_PATH.parent
 

@@ -29,8 +29,8 @@ from credly_ops.emulators.skilljar.state import (
     ApiError,
     SkilljarWorld,
 )
+from credly_ops.loopback import LOOPBACK_HOSTS
 
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 DEFAULT_PORT = 8766
 
 

@@ -252,7 +252,7 @@ def test_audit_json_lines_and_text(issued: Path, run) -> None:
     code, out, _ = run("audit", "--action", "issue.job_finished")
     assert code == 0
     assert masked(out) == (
-        '<time>  cli:<user> (admin)  issue.job_finished <job> job=<job>  done  '
+        "<time>  cli:<user> (admin)  issue.job_finished <job> job=<job>  done  "
         '{"succeeded": 1, "skipped": 1}\n'
     )
     code, out, _ = run("audit", "--action", "nothing.like.this")

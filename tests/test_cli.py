@@ -3,15 +3,18 @@ from __future__ import annotations
 import ast
 import io
 import json
+import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import click
 import pytest
 
 from credly_ops.cli import credly_ops_command, main
+from credly_ops.completions import MB, CompletionFileError
 from credly_ops.config import DEMO_ORG_ID
 from tests.conftest import TEST_TOKEN
 
@@ -171,6 +174,73 @@ def test_the_console_script_runs() -> None:
     )
     assert out.returncode == 0
     assert "sync" in out.stdout and "demo" in out.stdout
+
+
+def test_a_huge_completion_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    """A 1 GB file is refused from its size alone: the process never holds it in memory."""
+    huge = tmp_path / "huge.csv"
+    huge.write_bytes(b"Email,First Name,Last Name,Course ID,Completed At\n")
+    os.truncate(huge, 1024 * MB)  # sparse: no disk, but reading it would take 1 GB of memory
+    env = {
+        **os.environ,  # no CREDLY_* left (the autouse fixture); PYTHONPATH kept
+        "HOME": str(tmp_path),
+        "CREDLY_ENV": "sandbox",
+        "CREDLY_ORG_ID": DEMO_ORG_ID,
+        "CREDLY_API_TOKEN": TEST_TOKEN,
+        "CREDLY_API_URL": "http://127.0.0.1:9/v1",  # never reached: the file is refused first
+        "CREDLY_OPS_DB": str(tmp_path / "c.duckdb"),
+    }
+    out, err = tmp_path / "out.txt", tmp_path / "err.txt"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "credly_ops.cli", "issue", str(huge), "--dry-run"],
+            cwd=tmp_path,
+            env=env,
+            stdout=stdout,
+            stderr=stderr,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    said = err.read_text(encoding="utf-8")
+    assert proc.returncode == 2, said
+    assert "credly-ops issue: huge.csv: The file is 1024 MB; the limit is 20 MB." in said
+    peak_mb = usage.ru_maxrss / 1024  # kilobytes on Linux
+    assert peak_mb < 400, f"peak memory {peak_mb:.0f} MB: the file was read"
+
+
+def test_a_completion_file_without_a_size_is_read_no_further_than_the_limit(
+    tmp_path: Path,
+) -> None:
+    """A pipe has no size to check: at most limit + 1 bytes are read, then it is refused."""
+    from credly_ops.cli.issue import read_completion_file
+
+    exact = tmp_path / "exact.csv"
+    exact.write_bytes(b"x" * MB)
+    assert read_completion_file(exact, limit=MB) == b"x" * MB
+    exact.write_bytes(b"x" * (MB + 1))
+    with pytest.raises(CompletionFileError, match=r"^The file is 1\.1 MB; the limit is 1 MB\.$"):
+        read_completion_file(exact, limit=MB)
+
+    pipe = tmp_path / "pipe.csv"
+    os.mkfifo(pipe)
+    written: list[int] = []
+
+    def write() -> None:
+        try:
+            with open(pipe, "wb", buffering=0) as sink:
+                for _ in range(3000):
+                    sink.write(b"y" * 1000)
+                    written.append(1000)
+        except BrokenPipeError:
+            pass  # the reader stopped reading: the point
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    with pytest.raises(CompletionFileError, match=r"^The file is over 1 MB; the limit is 1 MB\.$"):
+        read_completion_file(pipe, limit=MB)
+    writer.join(timeout=10)
+    assert not writer.is_alive()
+    assert sum(written) < 3_000_000  # the reader stopped early; the writer was cut off
 
 
 class Terminal(io.StringIO):

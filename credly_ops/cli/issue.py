@@ -14,7 +14,8 @@ exists (``job <id>``), so a run that dies can be resumed; running the same file 
 its unfinished job too. A progress bar shows on a terminal.
 
 Exit codes: 0 every row ended issued, updated, skipped or invalid; 1 some rows failed (or the
-run was interrupted: resume it); 2 the file, the options or the job id are unusable.
+run was interrupted: resume it); 2 the file, the options or the job id are unusable.  A file
+over the size limit (20 MB) is refused from its size, before it is read.
 ``--json`` prints ``{"job_id", "rows", "issued", "updated", "skipped", "invalid", "failed",
 "reasons": {reason: n}}`` (``job_id`` is null for a dry run, whose counts are the plan's).
 ``--report`` writes one line per input row: row, email, course_id, completed_at, outcome,
@@ -27,6 +28,8 @@ the plan, :func:`_run` for how the job is sent).
 
 from __future__ import annotations
 
+import math
+import os
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -39,7 +42,7 @@ from credly_ops.access import Actor
 from credly_ops.cli.context import CommandLine, pass_command_line
 from credly_ops.cli.exits import ExitCode
 from credly_ops.cli.output import ProgressCallback, error, print_json, progress_bar, say
-from credly_ops.completions import CompletionFileError
+from credly_ops.completions import DEFAULT_MAX_BYTES, MB, CompletionFileError
 from credly_ops.issuance.jobs import (
     JobProgress,
     Prepared,
@@ -174,14 +177,40 @@ def _run(
     return send(ws, actor, job_id, concurrency=request.concurrency, progress=progress)
 
 
+def read_completion_file(path: Path, limit: int = DEFAULT_MAX_BYTES) -> bytes:
+    """The file's bytes, refusing a file over ``limit`` before it is read: from its size, and
+    by reading at most ``limit + 1`` bytes of one that has no size (a pipe) or grows."""
+    with path.open("rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        if size > limit:
+            raise CompletionFileError(
+                f"The file is {_megabytes(size)} MB; the limit is {_megabytes(limit)} MB."
+            )
+        data = file.read(limit + 1)
+    if len(data) > limit:
+        raise CompletionFileError(
+            f"The file is over {_megabytes(limit)} MB; the limit is {_megabytes(limit)} MB."
+        )
+    return data
+
+
+def _megabytes(size: int) -> str:
+    """A size in MB as the completion reader says it: rounded up to a tenth."""
+    value = math.ceil(size * 10 / MB) / 10
+    return f"{value:g}" if value == int(value) else f"{value:.1f}"
+
+
 def _prepare(ws: Workspace, actor: Actor, request: IssueRequest) -> Prepared | None:
     """The file read and planned, or ``None`` (said why) when it is unusable."""
     assert request.file is not None
     path = Path(request.file)
     try:
-        data = path.read_bytes()
+        data = read_completion_file(path)
     except OSError as exc:
         error(f"credly-ops issue: cannot read {path}: {exc.strerror or exc}")
+        return None
+    except CompletionFileError as exc:
+        _unusable(path, exc, request)
         return None
     try:
         return prepare(

@@ -15,7 +15,7 @@ from typing import Any, Protocol, TextIO
 
 from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -68,7 +68,7 @@ def _styled(text: str, style: str) -> None:
 def print_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     """A table on standard output; only for a terminal (a pipe gets the command's own lines).
     Every column but the last keeps its cells on one line; the last folds to fit."""
-    table = Table(box=box.SIMPLE_HEAD, header_style="bold")
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold", show_edge=False)
     for column in columns[:-1]:
         table.add_column(column, no_wrap=True)
     table.add_column(columns[-1], overflow="fold")
@@ -89,7 +89,10 @@ class _Bar:
         self.progress, self.task = progress, task
 
     def __call__(self, done: int, message: str, total: int | None = None) -> None:
-        self.progress.update(self.task, completed=done, total=total or None, message=message[:40])
+        count = f"{done:,}/{total:,}" if total else ""
+        self.progress.update(
+            self.task, completed=done, total=total or None, count=count, message=message[:40]
+        )
 
 
 @contextmanager
@@ -103,7 +106,7 @@ def progress_bar(label: str) -> Iterator[ProgressCallback | None]:
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        TextColumn("{task.fields[count]}"),
         TextColumn("{task.fields[message]}", markup=False),
     )
     with Progress(
@@ -113,4 +116,4 @@ def progress_bar(label: str) -> Iterator[ProgressCallback | None]:
         redirect_stderr=False,
         refresh_per_second=8,
     ) as progress:
-        yield _Bar(progress, progress.add_task(label, total=None, message=""))
+        yield _Bar(progress, progress.add_task(label, total=None, count="", message=""))

@@ -61,8 +61,6 @@ class Settings(BaseModel):
     api_token: SecretStr
     api_url: str
     db_path: Path
-    #: who acts, for the audit trail (the CLI uses ``cli:<os user>``)
-    actor: str = "local"
 
     @property
     def is_demo(self) -> bool:
@@ -115,7 +113,6 @@ def load_settings(
     api_token: str | None = None,
     api_url: str | None = None,
     db: str | Path | None = None,
-    actor: str | None = None,
     secrets_path: Path | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
@@ -159,12 +156,12 @@ def load_settings(
         api_token=SecretStr(chosen_token.strip()),
         api_url=url,
         db_path=Path(pick("db") or DEFAULT_DB_PATH),
-        actor=actor or "local",
     )
 
 
 def cli_actor() -> str:
-    """How the command line is named in the audit trail: ``cli:<os user>``."""
+    """How the command line is named in the audit trail: ``cli:<os user>`` (the OS user is read
+    here, with the environment; :func:`credly_ops.access.command_line_actor` makes the Actor)."""
     try:
         user = getpass.getuser()
     except (KeyError, OSError):

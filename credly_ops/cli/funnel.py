@@ -12,72 +12,78 @@ issued, a fraction; ``null`` when nothing was issued), ``accepted_before_first_r
 
 from __future__ import annotations
 
-import argparse
 from datetime import date
-from typing import Any
+from typing import Literal
 
-from credly_ops.cli import EXIT_OK, EXIT_UNUSABLE, _print_json, _settings
+import click
+
+from credly_ops.cli.context import CommandLine, pass_command_line
+from credly_ops.cli.exits import ExitCode
+from credly_ops.cli.output import print_json
 from credly_ops.funnel import PHASES, FunnelError, FunnelFilter, FunnelSummary, summary
 from credly_ops.reasons import REASONS
-from credly_ops.workspace import Workspace
-
-PHASE_LABELS = {
-    "before_first_reminder": "before the first reminder",
-    "between_reminders": "between the reminders",
-    "after_second_reminder": "after the second reminder",
-}
+from credly_ops.reminders import PHASE_LABELS
 
 
-def _day(text: str) -> date:
+def _day(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
+    """``--since``/``--until``: a day given as YYYY-MM-DD."""
+    if value is None:
+        return None
     try:
-        return date.fromisoformat(text.strip())
+        return date.fromisoformat(value.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
-def add_parser(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "funnel",
-        help="print the funnel: completions → eligible → issued → accepted",
-        description="Print the funnel from the cache: completions, eligible completions, "
-        "badges issued (a renewal and the badge it replaced count once), accepted, pending "
-        "by reminders sent, side exits, acceptance rate and time to accept. Run "
-        "'credly-ops sync' first for fresh badge states.",
-    )
-    p.add_argument("--since", type=_day, metavar="DATE", help="first day, YYYY-MM-DD (UTC)")
-    p.add_argument("--until", type=_day, metavar="DATE", help="last day, YYYY-MM-DD (UTC)")
-    p.add_argument(
-        "--by",
-        choices=["completion", "issue"],
-        default="completion",
-        help="date badges by the completion they carry (default) or by when Credly issued them",
-    )
-    p.add_argument("--course", metavar="ID", help="only this course id")
-    p.add_argument("--template", metavar="ID", help="only this badge template id")
-    p.add_argument("--domain", metavar="DOMAIN", help="only students with this email domain")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=cmd_funnel)
-
-
-def cmd_funnel(args: argparse.Namespace) -> int:
+@click.command(
+    "funnel",
+    short_help="print the funnel: completions → eligible → issued → accepted",
+    help="Print the funnel from the cache: completions, eligible completions, badges issued "
+    "(a renewal and the badge it replaced count once), accepted, pending by reminders sent, "
+    "side exits, acceptance rate and time to accept. Run 'credly-ops sync' first for fresh "
+    "badge states.",
+)
+@click.option("--since", callback=_day, metavar="DATE", help="first day, YYYY-MM-DD (UTC)")
+@click.option("--until", callback=_day, metavar="DATE", help="last day, YYYY-MM-DD (UTC)")
+@click.option(
+    "--by",
+    type=click.Choice(["completion", "issue"]),
+    default="completion",
+    help="date badges by the completion they carry (default) or by when Credly issued them",
+)
+@click.option("--course", metavar="ID", help="only this course id")
+@click.option("--template", metavar="ID", help="only this badge template id")
+@click.option("--domain", metavar="DOMAIN", help="only students with this email domain")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@pass_command_line
+def command(
+    cl: CommandLine,
+    since: date | None,
+    until: date | None,
+    by: Literal["completion", "issue"],
+    course: str | None,
+    template: str | None,
+    domain: str | None,
+    as_json: bool,
+) -> ExitCode:
     try:
         flt = FunnelFilter(
-            since=args.since,
-            until=args.until,
-            by=args.by,
-            course_id=args.course,
-            template_id=args.template,
-            domain=args.domain,
+            since=since,
+            until=until,
+            by=by,
+            course_id=course,
+            template_id=template,
+            domain=domain,
         )
     except FunnelError as exc:
-        print(f"credly-ops funnel: {exc}")
-        return EXIT_UNUSABLE
-    result = summary(Workspace(_settings(args)).store, flt)
-    if args.json:
-        _print_json(result.as_json())
+        print(f"credly-ops funnel: {exc}")  # on standard output, as it always was
+        return ExitCode.UNUSABLE
+    result = summary(cl.workspace().store, flt)
+    if as_json:
+        print_json(result.as_json())
     else:
         print(render(result))
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _share(part: int, whole: int) -> str:

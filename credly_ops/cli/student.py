@@ -1,49 +1,42 @@
 """``credly-ops student EMAIL [--json]``: one student's "Badges Earned" rows and, for each of
-their completions, what the engine decided and why."""
+their completions, what the engine decided and why.
+
+Exit 1 when the cache knows nothing of the email, 2 when it is not an email address.
+"""
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-from typing import Any
+import click
 
-from credly_ops.access import command_line_actor
-from credly_ops.config import load_settings
+from credly_ops.cli.context import CommandLine, pass_command_line
+from credly_ops.cli.exits import ExitCode
+from credly_ops.cli.output import error, print_json
 from credly_ops.models import normalize_email
 from credly_ops.profile import StudentProfile, day, load_profile
-from credly_ops.workspace import Workspace
-
-EXIT_OK, EXIT_NOT_FOUND, EXIT_UNUSABLE = 0, 1, 2
 
 
-def add_parser(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "student",
-        help="show a student's Badges Earned table and why each completion got a badge or not",
-        description="Show the 'Badges Earned' table a student sees on their profile (for their "
-        "current email, case-insensitive) and, for each of their completions, what the "
-        "issuance engine decided and why. Exit code 1 when the cache knows nothing of the email.",
-    )
-    p.add_argument("email", help="the student's email")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    email = normalize_email(args.email)
-    if "@" not in email:
-        print(f"credly-ops student: {args.email!r} is not an email address", file=sys.stderr)
-        return EXIT_UNUSABLE
-    actor = command_line_actor()
-    settings = load_settings(db=getattr(args, "db", None), actor=actor.name)
-    ws = Workspace(settings)
-    profile = load_profile(ws.store, email, web_url=settings.web_url)
-    if args.json:
-        print(json.dumps(profile.as_json(), indent=2, sort_keys=True))
+@click.command(
+    "student",
+    short_help="show a student's Badges Earned table and why each completion got a badge or not",
+    help="Show the 'Badges Earned' table a student sees on their profile (for their current "
+    "EMAIL, case-insensitive) and, for each of their completions, what the issuance engine "
+    "decided and why. Exit code 1 when the cache knows nothing of the email.",
+)
+@click.argument("email")
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
+@pass_command_line
+def command(cl: CommandLine, email: str, as_json: bool) -> ExitCode:
+    address = normalize_email(email)
+    if "@" not in address:
+        error(f"credly-ops student: {email!r} is not an email address")
+        return ExitCode.UNUSABLE
+    settings = cl.settings()
+    profile = load_profile(cl.workspace(settings).store, address, web_url=settings.web_url)
+    if as_json:
+        print_json(profile.as_json())
     else:
         print(render_text(profile))
-    return EXIT_OK if profile.known else EXIT_NOT_FOUND
+    return ExitCode.OK if profile.known else ExitCode.FAILED
 
 
 def render_text(profile: StudentProfile) -> str:

@@ -37,7 +37,7 @@ def badge_records(n: int) -> list[dict]:
     return out
 
 
-def _serve(port: int, badges: int, latency_ms: float) -> None:
+def _serve(port: int, badges: int, latency_ms: float, rate_limit_rps: float | None) -> None:
     import uvicorn
 
     from credly_ops.emulators.credly import FaultConfig, World, create_app
@@ -49,7 +49,8 @@ def _serve(port: int, badges: int, latency_ms: float) -> None:
         DEMO_ORG_ID, id="bench-dup", name="Retake Badge", allow_duplicate_badges=True
     )
     world.load_badges(DEMO_ORG_ID, badge_records(badges))
-    app = create_app(world, faults=FaultConfig(latency_ms=latency_ms))
+    config = FaultConfig(latency_ms=latency_ms, rate_limit_rps=rate_limit_rps)
+    app = create_app(world, faults=config)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="error")
 
 
@@ -60,11 +61,13 @@ def free_port() -> int:
 
 
 class EmulatorProcess:
-    def __init__(self, badges: int, latency_ms: float = 0.0) -> None:
+    def __init__(
+        self, badges: int, latency_ms: float = 0.0, rate_limit_rps: float | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = multiprocessing.get_context("spawn").Process(
-            target=_serve, args=(self.port, badges, latency_ms), daemon=True
+            target=_serve, args=(self.port, badges, latency_ms, rate_limit_rps), daemon=True
         )
 
     def __enter__(self) -> EmulatorProcess:

@@ -219,11 +219,20 @@ def confirm(prepared: Prepared) -> None:
         )
     if busy:
         st.caption(f"Job {busy[0]} is running; the next job can start when it ends.")
+    stale_ok = True
+    if prepared.freshness.error is not None:
+        st.warning(
+            "Credly could not be reached to sync before planning: this plan was made on the "
+            "cache as last synced, and may miss badges issued since. Upload the file again to "
+            "retry, or send anyway (each row is still decided again just before it is sent).",
+            icon=":material/cloud_off:",
+        )
+        stale_ok = st.checkbox("Send anyway, on the cache as last synced", key="bulk_allow_stale")
     clicked = st.button(
         f"Confirm and issue {n:,} badges",
         type="primary",
         icon=":material/send:",
-        disabled=(n == 0 and unfinished is None) or bool(busy),
+        disabled=(n == 0 and unfinished is None) or bool(busy) or not stale_ok,
         help="Issue and update rows are sent to Credly, each exactly once.",
     )
     if not clicked:

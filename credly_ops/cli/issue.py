@@ -77,6 +77,7 @@ class IssueRequest:
     concurrency: int
     include_rejected: bool
     encoding: str | None
+    allow_stale: bool
 
 
 @click.command(
@@ -110,6 +111,12 @@ class IssueRequest:
     "--encoding",
     help="the file's encoding when it is not UTF-8, e.g. cp1252 (Excel on Windows)",
 )
+@click.option(
+    "--allow-stale",
+    is_flag=True,
+    help="send even when Credly could not be reached to sync before planning (the plan then "
+    "uses the cache as last synced; each row is still decided again before it is sent)",
+)
 @pass_command_line
 def command(cl: CommandLine, /, **options: Any) -> ExitCode:
     request = IssueRequest(**options)
@@ -142,6 +149,13 @@ def run(cl: CommandLine, request: IssueRequest) -> ExitCode:
         if request.dry_run:
             record_dry_run(ws, cl.actor, prepared)
             return _finish_dry_run(prepared, request)
+        if prepared.freshness.error is not None and not request.allow_stale:
+            error(
+                "credly-ops issue: Credly could not be reached to sync before planning, so the "
+                "plan was made on the cache as last synced; nothing was sent. Try again, or "
+                "give --allow-stale to send it anyway."
+            )
+            return ExitCode.UNUSABLE
         reused = find_unfinished_job(ws.store, prepared.sha256)
         if reused is not None:
             say(f"This file's job {reused} is unfinished: it will be resumed.", out)

@@ -7,9 +7,10 @@ pause). :class:`RatePacer` does both:
 
 * **Hold.** A 429 holds every request of the job until its ``Retry-After`` has passed.
 * **Pace.** The first 429 sets a minimum spacing between request starts from what the limit
-  let through: the requests answered (not refused) in the last second are about the limit, so
-  the job goes on at :data:`MARGIN` under that rate. A further 429 outside a hold widens the
-  spacing by :data:`WIDEN`. After :data:`RELAX_AFTER_SECONDS` without a 429 the spacing narrows
+  let through: the requests answered (not refused) in the last second, sent as fast as the
+  workers could, are about the limit, so the job goes on at :data:`MARGIN` under that rate. A
+  further 429 outside a hold (arrivals bunched by the network) widens the spacing by
+  :data:`WIDEN`: the pace already says where the limit is. After :data:`RELAX_AFTER_SECONDS` without a 429 the spacing narrows
   by :data:`RELAX`, so a job follows a limit that rises, at the cost of one 429 now and then.
 
 :class:`PacedTransport` puts any httpx transport behind a pacer; the client reports 429s
@@ -26,9 +27,9 @@ from collections.abc import Callable
 import httpx
 
 #: the pace keeps this much under the rate the limit let through
-MARGIN = 1.03
+MARGIN = 1.04
 #: each further 429 widens the spacing between requests by this factor
-WIDEN = 1.15
+WIDEN = 1.03
 #: seconds without a 429 before the spacing narrows by :data:`RELAX`
 RELAX_AFTER_SECONDS = 60.0
 RELAX = 0.9
@@ -82,13 +83,12 @@ class RatePacer:
             if holding:
                 return  # answers to requests sent before the hold say nothing new
             self._calm_since = now
-            self._forget(now)
-            let_through = len(self._answered)
             if self._interval:
-                estimate = MARGIN / let_through if let_through else 0.0
-                self._interval = max(estimate, self._interval * WIDEN)
-            else:
-                self._interval = MARGIN / max(let_through, 1)
+                # paced already: the limit is about where the pace is; a little slower
+                self._interval *= WIDEN
+                return
+            self._forget(now)
+            self._interval = MARGIN / max(len(self._answered), 1)
 
     def answered(self) -> None:
         """A request was answered without a 429."""

@@ -257,3 +257,25 @@ def test_a_terminal_gets_a_progress_bar(
     assert main(["issue", str(completion_file(tmp_path)), "--yes"]) == 0
     drawn = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", terminal.getvalue())  # colours, cursor
     assert "\rissue ━" in drawn and "4/4" in drawn
+
+
+def test_a_plan_made_without_reaching_credly_is_not_sent_unless_allowed(
+    db: Path, world, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    file = completion_file(tmp_path)
+    # Credly cannot be reached: nothing listens on this port
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    monkeypatch.setenv("CREDLY_API_URL", f"http://127.0.0.1:{closed}/v1")
+    code, out, err = run_cli(capsys, str(file), "--yes")
+    assert code == 2, (out, err)
+    assert "could not be reached" in err and "--allow-stale" in err
+    assert jobs_in(db) == [] and world.badges_for(DEMO_ORG_ID) == []
+
+    # with --allow-stale the job is made and sent (here every row fails: Credly is still away)
+    code, _, err = run_cli(capsys, str(file), "--yes", "--allow-stale", "--json")
+    assert code == 1, err
+    assert [status for _, status in jobs_in(db)] == ["done_with_failures"]

@@ -10,8 +10,9 @@ pause). :class:`RatePacer` does both:
   let through: the requests answered (not refused) in the last second, sent as fast as the
   workers could, are about the limit, so the job goes on at :data:`MARGIN` under that rate. A
   further 429 outside a hold (arrivals bunched by the network) widens the spacing by
-  :data:`WIDEN`: the pace already says where the limit is. After :data:`RELAX_AFTER_SECONDS` without a 429 the spacing narrows
-  by :data:`RELAX`, so a job follows a limit that rises, at the cost of one 429 now and then.
+  :data:`WIDEN`: the pace already says where the limit is. After :data:`RELAX_AFTER_SECONDS`
+  without a 429 the spacing narrows by :data:`RELAX`, so a job follows a limit that rises, at
+  the cost of one 429 now and then.
 
 :class:`PacedTransport` puts any httpx transport behind a pacer; the client reports 429s
 through its ``on_rate_limited`` callback (:meth:`RatePacer.defer`).

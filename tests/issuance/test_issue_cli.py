@@ -206,6 +206,8 @@ def test_failed_rows_exit_1_and_retry_failed_re_drives_them(
     file = str(completion_file(tmp_path))
     monkeypatch.setenv("CREDLY_API_TOKEN", "a-revoked-token-0000")
     code, out, err = run_cli(capsys, file, "--yes", "--json")
+    assert code == 2 and "--allow-stale" in err  # the sync before planning was refused
+    code, out, err = run_cli(capsys, file, "--yes", "--json", "--allow-stale")
     assert code == 1
     result = json.loads(out)
     assert result["failed"] == 4 and result["reasons"]["invalid_token"] == 4

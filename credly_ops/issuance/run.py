@@ -90,7 +90,13 @@ from credly_ops.issuance.jobs import (
     job_progress,
 )
 from credly_ops.issuance.plan import is_planned_id, planned_badge_id
-from credly_ops.models import IssuedBadge, IssueRequest, ReplaceRequest, normalize_email
+from credly_ops.models import (
+    IssuedBadge,
+    IssueRequest,
+    ReplaceRequest,
+    normalize_email,
+    request_expiry,
+)
 from credly_ops.store import Store, from_db_time, to_db_time, write_audit
 from credly_ops.sync import upsert_badges
 from credly_ops.timeutil import utcnow
@@ -668,7 +674,7 @@ class _Runner:
                     issued_to_last_name=row.last_name,
                     badge_template_id=row.template_id,
                     issued_at=row.issued_at,
-                    expires_at=row.expires_at,
+                    expires_at=request_expiry(row.expires_at),
                 )
             )
             reason = "already_issued" if result.duplicate else None
@@ -683,7 +689,7 @@ class _Runner:
             ReplaceRequest(
                 badge_template_id=row.template_id,
                 issued_at=row.issued_at,
-                expires_at=row.expires_at,
+                expires_at=request_expiry(row.expires_at),
             ),
             recipient_email=row.email,
         )

@@ -29,7 +29,7 @@ from typing import Any
 from credly_ops.access import Actor, Permission, require
 from credly_ops.credly.client import CredlyClient
 from credly_ops.credly.errors import CredlyError
-from credly_ops.issuance import PlannedRow, plan
+from credly_ops.issuance import DecideOptions, PlannedRow, plan
 from credly_ops.models import (
     Completion,
     IssuedBadge,
@@ -37,6 +37,7 @@ from credly_ops.models import (
     ReplaceRequest,
     SuccessStatus,
     normalize_email,
+    request_expiry,
 )
 from credly_ops.reasons import describe
 from credly_ops.rules import load_rules, load_templates
@@ -242,7 +243,7 @@ def reissue(
             {key: current},
             now=started,
             mode="bulk",
-            include_rejected=include_rejected,
+            options=DecideOptions(include_rejected=include_rejected),
         ).rows[0]
         _settle_abandoned_attempts(ws, actor, row, current, now=started)
         if not row.sends:
@@ -269,7 +270,7 @@ def _send(client: CredlyClient, row: PlannedRow, email: str) -> list[IssuedBadge
                 issued_to_last_name=row.last_name,
                 badge_template_id=row.template_id,
                 issued_at=row.issued_at,
-                expires_at=row.expires_at,
+                expires_at=request_expiry(row.expires_at),
             )
         )
         return [result.badge]
@@ -279,7 +280,7 @@ def _send(client: CredlyClient, row: PlannedRow, email: str) -> list[IssuedBadge
         ReplaceRequest(
             badge_template_id=row.template_id,
             issued_at=row.issued_at,
-            expires_at=row.expires_at,
+            expires_at=request_expiry(row.expires_at),
         ),
         recipient_email=email,
     )

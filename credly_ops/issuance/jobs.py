@@ -61,6 +61,7 @@ from credly_ops.completions import (
 )
 from credly_ops.credly.errors import CredlyError
 from credly_ops.exports import to_csv_bytes
+from credly_ops.issuance.decide import DecideOptions
 from credly_ops.issuance.plan import InvalidRow, Plan, PlannedRow, plan
 from credly_ops.lms import save_completions
 from credly_ops.models import BadgeRule, Completion, IssuedBadge, TemplateRef, normalize_email
@@ -416,7 +417,7 @@ def prepare(
         badges,
         now=moment,
         mode="bulk",
-        include_rejected=include_rejected,
+        options=DecideOptions(include_rejected=include_rejected),
         invalid_rows=reader_invalid_rows(file.errors, file.rejected),
     )
     return Prepared(

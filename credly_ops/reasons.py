@@ -24,6 +24,7 @@ REASONS: dict[str, str] = {
     "no_course": "The row names neither a course id nor a course title.",
     "future_date": "The completion date is in the future.",
     "missing_name": "A badge needs the student's first and last name, and one is missing.",
+    "bad_name": "A name holds a control character (such as a NUL byte) that a badge cannot carry.",
     "bad_status": "The pass/fail status is not one the reader knows (passed, failed, yes, no…).",
     "bad_score": "The score is not a number.",
     "extra_fields": "The row has more fields than the header has columns.",

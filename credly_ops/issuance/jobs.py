@@ -118,6 +118,9 @@ REPORT_OUTCOMES: tuple[str, ...] = ("issued", "updated", "skipped", "invalid", "
 #: of a row names its reason, and the reader's own sentences go into the row's detail
 READER_REASONS: dict[str, str] = {
     "email": "bad_email",
+    "first_name": "bad_name",
+    "last_name": "bad_name",
+    "name": "bad_name",
     "completed_at": "bad_date",
     "course_id": "no_course",
     "course_title": "no_course",

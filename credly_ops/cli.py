@@ -174,7 +174,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
             print(f"error: {error}", file=sys.stderr)
         print("nothing was saved", file=sys.stderr)
         return EXIT_UNUSABLE
-    replace_rules(ws.store, check.rules, actor=ACTOR)
+    replace_rules(ws.store, check.rules, actor=ACTOR, fill_active_from=True)
     print(f"imported {len(check.rules)} badge rules")
     return EXIT_OK
 

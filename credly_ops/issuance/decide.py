@@ -40,7 +40,8 @@ answers wins:
 Rule 9 sits between 3 and 4 because it is part of what makes a completion *eligible* (rule,
 pass, at or after ``active_from``), the same three gates the funnel counts. An issue that
 would send a badge without a first or last name is ``invalid / missing_name``: Credly refuses
-such a badge, so nothing is sent. An expiration duration that runs past the calendar is
+such a badge, so nothing is sent; one whose name holds a control character (a NUL byte) is
+``invalid / bad_name``. An expiration duration that runs past the calendar is
 ``skip / expiry_out_of_range``. The opt-ins are one value, :class:`DecideOptions`.
 
 **Which badge carries a completion** (:func:`carries_completion`, the one place that says it):
@@ -111,7 +112,7 @@ FLAGS: frozenset[str] = frozenset(
 )
 
 INVALID_REASONS: frozenset[str] = frozenset(
-    {"bad_email", "bad_date", "no_course", "future_date", "missing_name"}
+    {"bad_email", "bad_date", "no_course", "future_date", "missing_name", "bad_name"}
 )
 SKIP_REASONS: frozenset[str] = frozenset(
     {
@@ -138,6 +139,7 @@ UPDATE_REASONS: frozenset[str] = frozenset({"renewal"})
 # break), a dot in the domain. Credly is the final judge.
 _PART = r"[^@\s\x00-\x1f\x7f-\x9f]+"
 _EMAIL = re.compile(rf"{_PART}@{_PART}\.{_PART}")
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -552,8 +554,13 @@ def decide_valid(
     if latest is not None and not template.allow_duplicate_badges:
         return _skip("already_has_badge", matched=latest.id)
     reason = "retake" if latest is not None else "new_badge"
-    if not (completion.first_name or "").strip() or not (completion.last_name or "").strip():
+    first_name, last_name = completion.first_name or "", completion.last_name or ""
+    if not first_name.strip() or not last_name.strip():
         return Decision(outcome="invalid", reason="missing_name")
+    if not (first_name.isprintable() and last_name.isprintable()) and (
+        _CONTROL_CHARACTER.search(first_name) or _CONTROL_CHARACTER.search(last_name)
+    ):
+        return Decision(outcome="invalid", reason="bad_name")
     try:
         expires_at = compute_expires_at(completed_at, rule)
     except ValueError:

@@ -164,6 +164,12 @@ REASON_CASES: list[tuple[str, dict[str, Any], str, str]] = [
         "invalid",
         "missing_name",
     ),
+    (
+        "bad_name",
+        {"completion": make_completion(first_name="A\x00da")},
+        "invalid",
+        "bad_name",
+    ),
     ("no_rule", {"rule": None}, "skip", "no_rule"),
     ("not_passed", {"completion": make_completion(status="failed")}, "skip", "not_passed"),
     (
@@ -799,6 +805,18 @@ def test_future_means_after_now() -> None:
 )
 def test_bad_emails(email: str) -> None:
     assert run(make_completion(email=email)).reason == "bad_email"
+
+
+@pytest.mark.parametrize("names", [("Ada\nMary", "Lovelace"), ("Ada", "Love\x00lace")])
+def test_a_name_with_a_control_character_is_never_sent(names: tuple[str, str]) -> None:
+    first, last = names
+    decision = run(make_completion(first_name=first, last_name=last))
+    assert (decision.outcome, decision.reason) == ("invalid", "bad_name")
+
+
+def test_names_in_other_scripts_and_odd_spaces_are_sent() -> None:
+    decision = run(make_completion(first_name="Zoë\u00a0Anne", last_name="李"))
+    assert decision.outcome == "issue"
 
 
 def test_title_alone_is_enough_course() -> None:

@@ -59,7 +59,13 @@ from datetime import UTC, datetime, timedelta, timezone
 from operator import itemgetter
 from typing import Any, cast
 
-from credly_ops.models import Completion, SuccessStatus, checked_completion
+from credly_ops.models import (
+    CONTROL_CHARACTERS,
+    Completion,
+    SuccessStatus,
+    checked_completion,
+    has_control_character,
+)
 from credly_ops.timeutil import as_utc, utcnow
 
 MB = 1024 * 1024
@@ -115,9 +121,7 @@ STATUS_WORDS: dict[str, SuccessStatus] = {
 
 _DATE_HINT = "use 2024-05-01, 2024-05-01 09:41:00, 2024-05-01T09:41:00Z or 05/01/2024 (month first)"
 
-#: control characters (C0, DEL, C1): a NUL byte or a line break inside a cell is never data
-_CONTROL = r"\x00-\x1f\x7f-\x9f"
-_CONTROL_CHARACTER = re.compile(f"[{_CONTROL}]")
+_CONTROL = CONTROL_CHARACTERS
 _EMAIL = re.compile(rf"[^@\s{_CONTROL}]+@[^@\s.{_CONTROL}]+(?:\.[^@\s.{_CONTROL}]+)+")
 #: a time cell that gives a day and no time of day (``2024-05-01``, ``05/01/2024``, ``… UTC``)
 _BARE_DATE = re.compile(
@@ -233,11 +237,6 @@ def is_email(value: str) -> bool:
     """A pragmatic check: one ``@``, a local part, a dotted domain, no whitespace and no
     control character (a NUL byte in an address must never reach Credly)."""
     return _EMAIL.fullmatch(value) is not None
-
-
-def has_control_character(value: str) -> bool:
-    """Whether ``value`` holds a control character (a NUL byte, a line break, an escape…)."""
-    return not value.isprintable() and _CONTROL_CHARACTER.search(value) is not None
 
 
 def parse_status(value: str) -> SuccessStatus | None:

@@ -6,6 +6,7 @@ backwards-compatible change); objects we build ourselves are strict.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -470,3 +471,15 @@ class BadgeRule(BaseModel):
 def normalize_email(email: str) -> str:
     """Emails match case-insensitively, after trimming."""
     return email.strip().lower()
+
+
+#: control characters (C0, DEL, C1), as a regular-expression class body: a NUL byte, a line
+#: break or an escape in an email or a name is never data and never reaches Credly
+CONTROL_CHARACTERS = r"\x00-\x1f\x7f-\x9f"
+_CONTROL_CHARACTER = re.compile(f"[{CONTROL_CHARACTERS}]")
+
+
+def has_control_character(value: str) -> bool:
+    """Whether ``value`` holds a control character (printable text, the usual case, is
+    answered without the regular expression)."""
+    return not value.isprintable() and _CONTROL_CHARACTER.search(value) is not None

@@ -72,6 +72,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal, NamedTuple, Protocol
 
 from credly_ops.models import (
+    CONTROL_CHARACTERS,
     LIVE_STATES,
     BadgeRule,
     BadgeState,
@@ -81,6 +82,7 @@ from credly_ops.models import (
     IssueMethod,
     SuccessStatus,
     TemplateState,
+    has_control_character,
     normalize_email,
 )
 from credly_ops.timeutil import as_utc
@@ -137,9 +139,8 @@ UPDATE_REASONS: frozenset[str] = frozenset({"renewal"})
 
 # Deliberately plain: one "@", no whitespace and no control character (a NUL byte, a line
 # break), a dot in the domain. Credly is the final judge.
-_PART = r"[^@\s\x00-\x1f\x7f-\x9f]+"
+_PART = rf"[^@\s{CONTROL_CHARACTERS}]+"
 _EMAIL = re.compile(rf"{_PART}@{_PART}\.{_PART}")
-_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -557,9 +558,7 @@ def decide_valid(
     first_name, last_name = completion.first_name or "", completion.last_name or ""
     if not first_name.strip() or not last_name.strip():
         return Decision(outcome="invalid", reason="missing_name")
-    if not (first_name.isprintable() and last_name.isprintable()) and (
-        _CONTROL_CHARACTER.search(first_name) or _CONTROL_CHARACTER.search(last_name)
-    ):
+    if has_control_character(first_name) or has_control_character(last_name):
         return Decision(outcome="invalid", reason="bad_name")
     try:
         expires_at = compute_expires_at(completed_at, rule)

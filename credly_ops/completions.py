@@ -11,7 +11,8 @@ What the reader accepts, and the decisions behind it:
 * **Encoding.**  UTF-8, with or without a byte-order mark.  Any other bytes are refused with a
   message that offers Windows-1252 (what Excel on Windows writes for "CSV (Comma delimited)");
   the reader never guesses.  The caller passes ``encoding="cp1252"`` (or any codec name) to
-  read such a file on purpose.  UTF-16 text and Excel workbooks get a message of their own.
+  read such a file on purpose.  UTF-16 text (with a byte-order mark, or without one: every
+  other byte empty) and Excel workbooks get a message of their own.
 * **Delimiter.**  ``,``, ``;`` or tab, chosen by counting each outside double quotes in the
   header line (ties go to the comma).  An Excel ``sep=;`` first line is honoured and skipped
   (Excel hides it, so it is not a row).  In a semicolon file a score may use a decimal comma.
@@ -27,6 +28,11 @@ What the reader accepts, and the decisions behind it:
   ``… UTC``) and US slash dates, month first (Skilljar is a US product):
   ``05/01/2024``, ``5/1/24``, ``05/01/2024 09:41[:00]`` with an optional ``AM``/``PM``.  Two-digit
   years are 20yy.  A time without an offset is UTC.  A time after ``now`` is a row error.
+  A cell with a day and no time of day (``2024-05-01``, ``05/01/2024``) is midnight UTC and
+  the completion is marked ``date_only``: it is the same completion as one at any time of that
+  UTC day.
+* **Control characters.**  An email holding one (a NUL byte, a line break) is not an email
+  address; a name holding one is an error of the row naming the field.
 * **Status.**  See :data:`STATUS_WORDS`; an empty cell is "no status", which counts as passed
   downstream.
 * **Shape.**  Excel's trailing empty rows and columns are ignored; fully empty rows are skipped
@@ -53,7 +59,13 @@ from datetime import UTC, datetime, timedelta, timezone
 from operator import itemgetter
 from typing import Any, cast
 
-from credly_ops.models import Completion, SuccessStatus, checked_completion
+from credly_ops.models import (
+    CONTROL_CHARACTERS,
+    Completion,
+    SuccessStatus,
+    checked_completion,
+    has_control_character,
+)
 from credly_ops.timeutil import as_utc, utcnow
 
 MB = 1024 * 1024
@@ -109,7 +121,14 @@ STATUS_WORDS: dict[str, SuccessStatus] = {
 
 _DATE_HINT = "use 2024-05-01, 2024-05-01 09:41:00, 2024-05-01T09:41:00Z or 05/01/2024 (month first)"
 
-_EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)+")
+_CONTROL = CONTROL_CHARACTERS
+_EMAIL = re.compile(rf"[^@\s{_CONTROL}]+@[^@\s.{_CONTROL}]+(?:\.[^@\s.{_CONTROL}]+)+")
+#: a time cell that gives a day and no time of day (``2024-05-01``, ``05/01/2024``, ``… UTC``)
+_BARE_DATE = re.compile(
+    r"(?:[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}|[0-9]{8}|[0-9]{1,2}/[0-9]{1,2}/(?:[0-9]{4}|[0-9]{2}))"
+    r"\s*(?:Z|UTC|GMT)?",
+    re.IGNORECASE,
+)
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _ZONE = r"\s*(?:(?P<utc>Z|UTC|GMT)|(?P<sign>[+-])(?P<oh>[0-9]{2}):?(?P<om>[0-9]{2}))?"
 _CLOCK = (
@@ -215,7 +234,8 @@ def preview(value: str) -> str:
 
 
 def is_email(value: str) -> bool:
-    """A pragmatic check: one ``@``, a local part, a dotted domain, no whitespace."""
+    """A pragmatic check: one ``@``, a local part, a dotted domain, no whitespace and no
+    control character (a NUL byte in an address must never reach Credly)."""
     return _EMAIL.fullmatch(value) is not None
 
 
@@ -398,12 +418,33 @@ def _format_mb(size: int) -> str:
 _BOM = codecs.BOM_UTF8
 
 
+#: how much of a file the UTF-16 test looks at
+_UTF16_SAMPLE = 4096
+
+
+def looks_like_utf16(data: bytes) -> bool:
+    """Whether bytes with no byte-order mark read as UTF-16: a CSV header is ASCII, so in
+    UTF-16 every other byte is zero (the odd ones little-endian, the even ones big-endian),
+    which UTF-8 text with a stray NUL never shows."""
+    sample = data[:_UTF16_SAMPLE]
+    if len(sample) < 4 or 0 not in sample:
+        return False
+    even, odd = sample[0::2], sample[1::2]
+    even_zeros, odd_zeros = even.count(0) / len(even), odd.count(0) / len(odd)
+    return max(even_zeros, odd_zeros) >= 0.5 and min(even_zeros, odd_zeros) <= 0.1
+
+
 def decode_completion_bytes(data: bytes, encoding: str | None = None) -> tuple[str, str]:
     """Bytes → text and the codec used; refuses anything but UTF-8 unless told the encoding."""
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) and encoding is None:
         raise CompletionFileError(
             "The file is UTF-16 (Excel's 'Unicode Text'); save it as 'CSV UTF-8 (Comma "
             "delimited)' and upload again."
+        )
+    if encoding is None and looks_like_utf16(data):
+        raise CompletionFileError(
+            "The file looks like UTF-16 without a byte-order mark (every other byte is empty); "
+            "save it as 'CSV UTF-8 (Comma delimited)' and upload again."
         )
     if data.startswith(b"PK\x03\x04"):
         raise CompletionFileError(
@@ -636,13 +677,24 @@ class _TimeReader:
     reads (and every error) are remembered whole.
     """
 
-    __slots__ = ("_clocks", "_days", "_now", "_others")
+    __slots__ = ("_bare", "_clocks", "_days", "_now", "_others")
 
     def __init__(self, now: datetime) -> None:
         self._now = now
         self._days: dict[str, datetime | None] = {}
         self._clocks: dict[str, timedelta | None] = {}
         self._others: dict[str, datetime | str] = {}
+        self._bare: dict[str, bool] = {}
+
+    def date_only(self, text: str) -> bool:
+        """Whether a cell this reader read as a time gave a day and no time of day (it is then
+        midnight UTC of that day). A time with an offset but no clock is a definite moment."""
+        if ":" in text:
+            return False
+        known = self._bare.get(text)
+        if known is None:
+            known = self._bare[text] = _BARE_DATE.fullmatch(text) is not None
+        return known
 
     def __call__(self, text: str) -> datetime | str:
         """The parsed time of a trimmed cell, or the sentence saying why not."""
@@ -704,7 +756,8 @@ def _read_row(
     email, first_name, last_name, name, course_id, course_title, raw_time, raw_status, raw_score = (
         map(str.strip, layout.pick(cells))
     )
-    if not first_name and not last_name and name:
+    from_name = not first_name and not last_name and bool(name)
+    if from_name:
         first_name, last_name = split_name(name)
     completed_at = times(raw_time)
     status = STATUS_WORDS.get(raw_status.lower()) if raw_status else None
@@ -723,6 +776,7 @@ def _read_row(
         or not (course_id or course_title)
         or not email
         or _EMAIL.fullmatch(email) is None
+        or not _names_are_clean(first_name, last_name)
     ):
         errors = _row_errors(
             row,
@@ -736,6 +790,12 @@ def _read_row(
             raw_status,
             raw_score,
             decimal_comma,
+            names=(("name", name, (first_name, last_name)),)
+            if from_name
+            else (
+                ("first_name", first_name, (first_name,)),
+                ("last_name", last_name, (last_name,)),
+            ),
         )
         moment = completed_at if isinstance(completed_at, datetime) else None
         values = RejectedRow(row, email, first_name, last_name, course_id, course_title, moment)
@@ -750,7 +810,16 @@ def _read_row(
         status,
         score,
         row,
+        times.date_only(raw_time),
     )
+
+
+def _names_are_clean(first_name: str, last_name: str) -> bool:
+    """No control character in the names a badge would carry (the quick test first: printable
+    text). A line break that only separates the words of a single name column is fine."""
+    if first_name.isprintable() and last_name.isprintable():
+        return True
+    return not (has_control_character(first_name) or has_control_character(last_name))
 
 
 def _trim_extra_cells(cells: list[str], row: int, width: int) -> RowError | None:
@@ -783,8 +852,14 @@ def _row_errors(
     raw_status: str,
     raw_score: str,
     decimal_comma: bool,
+    *,
+    names: tuple[tuple[str, str, tuple[str, ...]], ...] = (),
 ) -> list[RowError]:
-    """Every problem of a row that failed a check, one error per bad cell (in column order)."""
+    """Every problem of a row that failed a check, one error per bad cell (in column order).
+
+    ``names`` are the name fields: canonical field (``name`` when the names were split from a
+    single name column), the cell as read, and the names a badge would carry from it.
+    """
     found = [shape] if shape is not None else []
 
     def fail(field_name: str, value: str, reason: str) -> None:
@@ -792,8 +867,24 @@ def _row_errors(
 
     if not email:
         fail("email", email, "The email address is missing.")
+    elif has_control_character(email):
+        fail(
+            "email",
+            email,
+            f"'{preview(email)}' holds a control character (such as a NUL byte); "
+            "it is not an email address.",
+        )
     elif not is_email(email):
         fail("email", email, f"'{preview(email)}' is not an email address.")
+    for name_field, value, parts in names:
+        if any(map(has_control_character, parts)):
+            label = name_field.replace("_", " ")
+            fail(
+                name_field,
+                value,
+                f"The {label} '{preview(value)}' holds a control character (such as a NUL "
+                "byte); remove it and upload again.",
+            )
     if not course_id and not course_title:
         course_field = "course_id" if "course_id" in headers else "course_title"
         fail(course_field, "", "The row has neither a course id nor a course title.")

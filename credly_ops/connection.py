@@ -146,5 +146,5 @@ def save_rules(
     require(actor, Permission.CHANGE_SETTINGS)
     check = check_rule_rows(rows, load_templates(ws.store), first_row=first_row)
     if check.ok:
-        replace_rules(ws.store, check.rules, actor=actor)
+        replace_rules(ws.store, check.rules, actor=actor, fill_active_from=True)
     return check

@@ -6,14 +6,15 @@ backwards-compatible change); objects we build ourselves are strict.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from credly_ops.timeutil import as_utc, parse_credly_time
+from credly_ops.timeutil import as_utc, format_credly_request, parse_credly_time
 
 
 class Environment(StrEnum):
@@ -87,8 +88,13 @@ class IssuedBadge(CredlyObject):
     state: str
     recipient_email: str
     issued_to_first_name: str | None = None
+    issued_to_middle_name: str | None = None
     issued_to_last_name: str | None = None
     issuer_earner_id: str | None = None
+    locale: str | None = None
+    country: str | None = None
+    state_or_province: str | None = None
+    evidence: list[dict[str, Any]] | None = None
     issued_at: datetime
     expires_at: datetime | None = None
     state_updated_at: datetime | None = None
@@ -128,8 +134,38 @@ class Page(BaseModel):
     per: int = 50
 
 
+#: the expiry a request carries: a moment, ``False`` = never expires, ``None`` = the template's
+#: default expiry (Credly's own reading of ``false`` and ``null``)
+RequestExpiry = datetime | Literal[False] | None
+
+
+def request_expiry(expires_at: datetime | None) -> datetime | Literal[False]:
+    """The engine's expiry as a request sends it.
+
+    The engine's ``None`` means "this badge has no expiry" (its rule has no duration). A
+    request's ``None`` would tell Credly "use the template's default expiry" instead, which may
+    give the badge an expiry the engine never computed. So a rule with no duration sends
+    ``False``, "never expires", on purpose: Credly then holds exactly what the engine decided.
+    """
+    return False if expires_at is None else expires_at
+
+
+def _request_expiry_value(value: Any) -> Any:
+    if value is False or value is None:
+        return value
+    return _credly_time(value)
+
+
+def _expiry_json(value: datetime | Literal[False] | None) -> str | Literal[False] | None:
+    return value if value is None or value is False else format_credly_request(value)
+
+
 class IssueRequest(BaseModel):
-    """What we send to ``POST /badges``: strict, every field known."""
+    """What we send to ``POST /badges``: strict, every field known.
+
+    ``expires_at``: a moment, ``False`` (never expires) or ``None`` (the template's default);
+    see :func:`request_expiry`. :meth:`payload` is the JSON body.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -138,27 +174,114 @@ class IssueRequest(BaseModel):
     issued_to_last_name: str = Field(min_length=1)
     badge_template_id: str
     issued_at: datetime
-    expires_at: datetime | None = None
+    expires_at: RequestExpiry = False
     issuer_earner_id: str | None = None
     locale: str = "en"
     suppress_badge_notification_email: bool = False
 
-    _times = field_validator("issued_at", "expires_at", mode="before")(_credly_time)
+    _issued = field_validator("issued_at", mode="before")(_credly_time)
+    _expires = field_validator("expires_at", mode="before")(_request_expiry_value)
+
+    def payload(self) -> dict[str, Any]:
+        """The JSON body: times as ``%Y-%m-%d %H:%M:%S %z`` in UTC, ``expires_at`` always sent
+        (``false``, ``null`` or a time), ``issuer_earner_id`` only when there is one."""
+        body: dict[str, Any] = {
+            "recipient_email": self.recipient_email.strip(),
+            "issued_to_first_name": self.issued_to_first_name,
+            "issued_to_last_name": self.issued_to_last_name,
+            "badge_template_id": self.badge_template_id,
+            "issued_at": format_credly_request(self.issued_at),
+            "expires_at": _expiry_json(self.expires_at),
+            "locale": self.locale,
+            "suppress_badge_notification_email": self.suppress_badge_notification_email,
+        }
+        if self.issuer_earner_id is not None:
+            body["issuer_earner_id"] = self.issuer_earner_id
+        return body
 
 
 class ReplaceRequest(BaseModel):
-    """What we send to ``POST /badges/{id}/replace`` to change a badge's expiry."""
+    """What we send to ``POST /badges/{id}/replace`` to change a badge's expiry.
+
+    Credly's replace clears the optional fields it is not sent, so a renewal is built with
+    :func:`renewal_request`, which copies every field the badge keeps. ``expires_at`` reads as
+    on :class:`IssueRequest`. :meth:`payload` is the JSON body.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     badge_template_id: str
     issued_at: datetime
-    expires_at: datetime | None = None
+    expires_at: RequestExpiry = False
     issued_to_first_name: str | None = None
+    issued_to_middle_name: str | None = None
     issued_to_last_name: str | None = None
+    issuer_earner_id: str | None = None
+    locale: str | None = None
+    country_name: str | None = None
+    state_or_province: str | None = None
+    evidence: list[dict[str, Any]] | None = None
+    suppress_badge_notification_email: bool | None = None
     notification_message: str | None = None
 
-    _times = field_validator("issued_at", "expires_at", mode="before")(_credly_time)
+    _issued = field_validator("issued_at", mode="before")(_credly_time)
+    _expires = field_validator("expires_at", mode="before")(_request_expiry_value)
+
+    def payload(self) -> dict[str, Any]:
+        """The JSON body: the template, ``issued_at`` and ``expires_at`` always (``false``,
+        ``null`` or a time), every other field that has a value."""
+        body: dict[str, Any] = {
+            "badge_template_id": self.badge_template_id,
+            "issued_at": format_credly_request(self.issued_at),
+            "expires_at": _expiry_json(self.expires_at),
+        }
+        optional: dict[str, Any] = {
+            "issued_to_first_name": self.issued_to_first_name,
+            "issued_to_middle_name": self.issued_to_middle_name,
+            "issued_to_last_name": self.issued_to_last_name,
+            "issuer_earner_id": self.issuer_earner_id,
+            "locale": self.locale,
+            "country_name": self.country_name,
+            "state_or_province": self.state_or_province,
+            "evidence": None if self.evidence is None else [dict(e) for e in self.evidence],
+            "suppress_badge_notification_email": self.suppress_badge_notification_email,
+            "notification_message": self.notification_message,
+        }
+        body.update({key: value for key, value in optional.items() if value is not None})
+        return body
+
+
+def renewal_request(
+    target: IssuedBadge,
+    *,
+    template_id: str,
+    issued_at: datetime,
+    expires_at: datetime | None,
+    notification_message: str | None = None,
+) -> ReplaceRequest:
+    """The replace request that renews ``target`` (a badge as Credly returns it).
+
+    Credly's replace clears every optional field it is not sent, so the request carries all
+    the badge keeps: the recipient's first, middle and last names, ``issuer_earner_id``,
+    ``evidence``, ``locale``, country and state or province, and the
+    ``suppress_badge_notification_email`` flag. ``expires_at`` is the engine's: ``None`` (the
+    rule has no duration) is sent as ``False``, "never expires" (see :func:`request_expiry`).
+    """
+    return ReplaceRequest(
+        badge_template_id=template_id,
+        issued_at=issued_at,
+        expires_at=request_expiry(expires_at),
+        issued_to_first_name=target.issued_to_first_name or None,
+        issued_to_middle_name=target.issued_to_middle_name or None,
+        issued_to_last_name=target.issued_to_last_name or None,
+        issuer_earner_id=target.issuer_earner_id or None,
+        locale=target.locale or None,
+        country_name=target.country or None,
+        state_or_province=target.state_or_province or None,
+        evidence=[dict(item) for item in target.evidence] if target.evidence else None,
+        suppress_badge_notification_email=target.suppress_badge_notification_email,
+        notification_message=notification_message,
+    )
 
 
 class IssueMethod(StrEnum):
@@ -182,6 +305,11 @@ class Completion:
     ISO string is parsed; every moment is kept in UTC), ``status`` a :class:`SuccessStatus` (its
     word is accepted), ``score`` a number and ``row`` an integer. A bad value raises
     ``TypeError`` or ``ValueError`` naming the field.
+
+    ``date_only`` says the completion was given as a day with no time of day (the reader sets
+    it): ``completed_at`` is then midnight UTC of that day, and the completion is the same one
+    as a completion at any time of that UTC day (see ``carries_completion`` in
+    :mod:`credly_ops.issuance.decide`).
     """
 
     email: str
@@ -194,6 +322,8 @@ class Completion:
     score: float | None = None
     #: 1-based data row number in the uploaded file (header is row 1 → first data row is 2)
     row: int | None = None
+    #: the completed-at value had no time of day
+    date_only: bool = False
 
     def __post_init__(self) -> None:
         # one quick test for the usual case (a reader's or the cache's row), details after
@@ -208,6 +338,7 @@ class Completion:
             and type(self.course_title) is str
             and (self.score is None or type(self.score) is float)
             and (self.row is None or type(self.row) is int)
+            and type(self.date_only) is bool
         ):
             return
         self._check()
@@ -233,6 +364,9 @@ class Completion:
         row = self.row
         if row is not None and (isinstance(row, bool) or not isinstance(row, int)):
             raise TypeError(f"Completion.row must be an integer, not {_kind(row)}")
+        date_only = self.date_only
+        if not isinstance(date_only, bool):
+            raise TypeError(f"Completion.date_only must be true or false, not {_kind(date_only)}")
 
     @property
     def email_key(self) -> str:
@@ -260,6 +394,7 @@ _new_object = object.__new__
     _set_status,
     _set_score,
     _set_row,
+    _set_date_only,
 ) = (vars(Completion)[name].__set__ for name in COMPLETION_FIELDS)
 
 
@@ -273,12 +408,13 @@ def checked_completion(
     status: SuccessStatus | None,
     score: float | None,
     row: int | None,
+    date_only: bool = False,
 ) -> Completion:
     """A :class:`Completion` from values the caller has already checked, built without checking
     them again: for the upload reader, which checks every cell and makes 100,000 of these (its
     tests hold it to producing only completions the class's own checks accept). Values must be
     what the checks would leave: text, a datetime in UTC, a status or ``None``, a float or
-    ``None``, an int or ``None``."""
+    ``None``, an int or ``None``, a bool."""
     completion = _new_object(Completion)
     _set_email(completion, email)
     _set_first_name(completion, first_name)
@@ -289,6 +425,7 @@ def checked_completion(
     _set_status(completion, status)
     _set_score(completion, score)
     _set_row(completion, row)
+    _set_date_only(completion, date_only)
     return completion
 
 
@@ -334,3 +471,15 @@ class BadgeRule(BaseModel):
 def normalize_email(email: str) -> str:
     """Emails match case-insensitively, after trimming."""
     return email.strip().lower()
+
+
+#: control characters (C0, DEL, C1), as a regular-expression class body: a NUL byte, a line
+#: break or an escape in an email or a name is never data and never reaches Credly
+CONTROL_CHARACTERS = r"\x00-\x1f\x7f-\x9f"
+_CONTROL_CHARACTER = re.compile(f"[{CONTROL_CHARACTERS}]")
+
+
+def has_control_character(value: str) -> bool:
+    """Whether ``value`` holds a control character (printable text, the usual case, is
+    answered without the regular expression)."""
+    return not value.isprintable() and _CONTROL_CHARACTER.search(value) is not None

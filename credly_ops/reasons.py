@@ -17,11 +17,14 @@ REASONS: dict[str, str] = {
     "retake": "The template allows duplicates, so this retake earns another badge.",
     "renewal": "The student's badge will be replaced with one that carries the new expiry.",
     # invalid input
-    "bad_email": "The email address is missing or is not a valid address.",
+    "bad_email": (
+        "The email address is missing, is not a valid address, or holds a control character."
+    ),
     "bad_date": "The completion date is missing or could not be read.",
     "no_course": "The row names neither a course id nor a course title.",
     "future_date": "The completion date is in the future.",
     "missing_name": "A badge needs the student's first and last name, and one is missing.",
+    "bad_name": "A name holds a control character (such as a NUL byte) that a badge cannot carry.",
     "bad_status": "The pass/fail status is not one the reader knows (passed, failed, yes, no…).",
     "bad_score": "The score is not a number.",
     "extra_fields": "The row has more fields than the header has columns.",
@@ -36,7 +39,10 @@ REASONS: dict[str, str] = {
         "issuing only goes forward."
     ),
     "template_inactive": "The badge template is not active (draft, archived or unknown).",
-    "already_issued": "A badge for this very completion has already been issued.",
+    "already_issued": (
+        "A badge for this very completion has already been issued (a completion given as a "
+        "date only is the same as one at any time of that day)."
+    ),
     "already_has_badge": (
         "The student already holds this badge and the template does not allow duplicates."
     ),
@@ -48,7 +54,15 @@ REASONS: dict[str, str] = {
     ),
     "duplicate_row": "The same student, course and completion date appear earlier in the file.",
     "previously_rejected": (
-        "The student rejected this badge before; it is only issued again when you opt in."
+        "The student rejected the badge of this very completion; it is only issued again when "
+        "you opt in."
+    ),
+    "previously_revoked": (
+        "An admin revoked the badge of this very completion; it is only issued again when you "
+        "opt in."
+    ),
+    "already_expired": (
+        "The badge would already be expired, so nobody is asked to accept it unless you opt in."
     ),
     "expiry_out_of_range": "The rule's expiration duration gives a date beyond the calendar.",
     # failures while sending to Credly
@@ -77,7 +91,16 @@ FLAGS: dict[str, str] = {
     "backfill": (
         "Completed before the badge was set up for this course; issued as a deliberate backfill."
     ),
-    "previously_rejected": "The student rejected this badge before; issued again as you chose.",
+    "previously_rejected": (
+        "The student rejected the badge of this completion; issued anew as you chose."
+    ),
+    "previously_revoked": (
+        "An admin revoked the badge of this completion; issued anew as you chose."
+    ),
+    "already_expired": "The badge's expiry date has already passed; sent as you chose.",
+    "adds_expiry": (
+        "The student's badge never expired; the update gives it the rule's expiration date."
+    ),
 }
 
 

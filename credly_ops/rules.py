@@ -4,6 +4,14 @@ imported and exported as CSV.
 Validation separates **errors** (nothing is saved: an unknown method, a negative duration, a
 missing course or template, the same course twice) from **warnings** (saved, but worth a look:
 a template id the cache has never seen, a template that is not active).
+
+``active_from`` is the moment the badge was installed on the course: automatic issuing goes
+forward from it. A rule saved by a person (the Settings editor, ``credly-ops rules import``)
+always has one (:func:`settle_active_from`): left blank, it is the moment the rule is saved,
+unless the rule set already has a rule for the same course and template, whose
+``active_from`` it keeps (that badge was installed then; saving the editor again or
+re-importing a file never moves it). The export writes it, so a file round-trips. A rule
+saved by code with no ``active_from`` has no going-forward limit.
 """
 
 from __future__ import annotations
@@ -208,6 +216,25 @@ def rule_row(rule: BadgeRule) -> dict[str, object]:
     }
 
 
+def settle_active_from(
+    rules: Sequence[BadgeRule],
+    installed: Mapping[tuple[str, str], datetime | None],
+    *,
+    saved_at: datetime,
+) -> list[BadgeRule]:
+    """``rules`` as they are saved: each without an ``active_from`` takes the one of the rule
+    already saved for the same (course id, template id) in ``installed`` (the badge was
+    installed on the course then), or else ``saved_at``, the moment of this save. A rule that
+    names its ``active_from`` keeps it."""
+    settled: list[BadgeRule] = []
+    for rule in rules:
+        if rule.active_from is None:
+            since = installed.get((rule.course_id, rule.template_id)) or saved_at
+            rule = rule.model_copy(update={"active_from": since})
+        settled.append(rule)
+    return settled
+
+
 def load_rules(store: Store) -> list[BadgeRule]:
     with store.session() as cur:
         rows = cur.execute(
@@ -244,12 +271,29 @@ def load_templates(store: Store) -> dict[str, BadgeTemplate]:
     }
 
 
-def replace_rules(store: Store, rules: Sequence[BadgeRule], *, actor: Actor) -> None:
-    """Make ``rules`` the whole rule set (admins only), in one unit of work, with an audit row."""
+def replace_rules(
+    store: Store, rules: Sequence[BadgeRule], *, actor: Actor, fill_active_from: bool = False
+) -> list[BadgeRule]:
+    """Make ``rules`` the whole rule set (admins only), in one unit of work, with an audit row.
+
+    With ``fill_active_from`` (the editor's save and ``rules import``) a rule without an
+    ``active_from`` gets one (:func:`settle_active_from`): the ``active_from`` of the saved
+    rule for the same course and template, which it keeps because that badge was installed
+    then, or else the moment of this save. Returns the rules as saved.
+    """
     require(actor, Permission.CHANGE_SETTINGS)
-    now = to_db_time(utcnow())
+    saved_at = utcnow()
+    now = to_db_time(saved_at)
     with store.transaction() as cur:
-        before = cur.execute("SELECT count(*) FROM badge_rules").fetchone()
+        installed = {
+            (course_id, template_id): from_db_time(active_from)
+            for course_id, template_id, active_from in cur.execute(
+                "SELECT course_id, template_id, active_from FROM badge_rules"
+            ).fetchall()
+        }
+        if fill_active_from:
+            rules = settle_active_from(rules, installed, saved_at=saved_at)
+        before = len(installed)
         cur.execute("DELETE FROM badge_rules")
         for rule in rules:
             cur.execute(
@@ -276,5 +320,6 @@ def replace_rules(store: Store, rules: Sequence[BadgeRule], *, actor: Actor) -> 
             action="rules.replace",
             target="badge_rules",
             outcome="ok",
-            detail={"before": int(before[0]) if before else 0, "after": len(rules)},
+            detail={"before": before, "after": len(rules)},
         )
+    return list(rules)

@@ -28,6 +28,7 @@ from typing import Any
 from credly_ops import ledger
 from credly_ops.access import Actor, Permission, require
 from credly_ops.credly.errors import CredlyError
+from credly_ops.issuance.decide import DecideOptions
 from credly_ops.issuance.jobs import new_job_id, new_row
 from credly_ops.issuance.plan import PlannedRow, idempotency_key, plan
 from credly_ops.issuance.run import run_claimed
@@ -208,6 +209,8 @@ def reissue(
     completed_at: datetime,
     *,
     include_rejected: bool = False,
+    include_revoked: bool = False,
+    include_expired: bool = False,
     client_options: Mapping[str, Any] | None = None,
 ) -> ReissueResult:
     """Issue (or renew) the badge for one cached completion, exactly as a bulk issue would.
@@ -226,6 +229,11 @@ def reissue(
             f"no completion of {course_id!r} by {normalize_email(email)} at "
             f"{as_utc(completed_at).isoformat()} in the cache"
         )
+    opt_ins = DecideOptions(
+        include_rejected=include_rejected,
+        include_revoked=include_revoked,
+        include_expired=include_expired,
+    )
     key = completion.email_key
     with ws.client(**dict(client_options or {})) as client:
         current = list(client.iter_badges(recipient_email_all=key))
@@ -238,9 +246,9 @@ def reissue(
         {key: current},
         now=utcnow(),
         mode="bulk",
-        include_rejected=include_rejected,
+        options=opt_ins,
     ).rows[0]
-    job_id = _reissue_job(ws, actor, row, completion, include_rejected=include_rejected)
+    job_id = _reissue_job(ws, actor, row, completion, opt_ins=opt_ins)
     progress, outcome = run_claimed(
         ws, actor, job_id, action="issue.run", refresh=False, client_options=client_options
     )
@@ -287,7 +295,7 @@ def job_report_rows(cur: Any, job_id: str) -> list[tuple[str, str, str | None, s
 
 def _completion_key(row: PlannedRow) -> str:
     """What identifies the completion of a re-issue, whatever was decided for it."""
-    return idempotency_key(row.email, row.template_id, row.completed_at, "completion")
+    return idempotency_key(row.email, row.template_id, row.completed_at, date_only=row.date_only)
 
 
 def _reissue_job(
@@ -296,7 +304,7 @@ def _reissue_job(
     row: PlannedRow,
     completion: Completion,
     *,
-    include_rejected: bool,
+    opt_ins: DecideOptions,
 ) -> str:
     """The unfinished re-issue job of this completion, or a new one-row job for it."""
     now = utcnow()
@@ -318,7 +326,7 @@ def _reissue_job(
                 "email": row.email_key,
                 "course_id": row.course_id,
                 "completed_at": row.completed_at.isoformat() if row.completed_at else None,
-                "include_rejected": include_rejected,
+                **opt_ins.as_options(),
             },
             rows=1,
         )

@@ -89,6 +89,7 @@ def passes_its_own_checks(completion: Completion) -> None:
     assert completion.status is None or type(completion.status) is SuccessStatus
     assert completion.score is None or type(completion.score) is float
     assert type(completion.row) is int
+    assert type(completion.date_only) is bool
     assert dataclasses.replace(completion) == completion  # the checks accept it as it is
 
 
@@ -940,3 +941,124 @@ def test_rows_with_errors_keep_what_they_said() -> None:
         (4, "grace@example.com", "Grace", "Hopper", "", None),
     ]
     assert result.rows_with_errors == len(result.rejected) == 2
+
+
+# ---------------------------------------------------------------- date-only completions
+
+
+@pytest.mark.parametrize(
+    ("cell", "moment", "date_only"),
+    [
+        ("2024-05-01", datetime(2024, 5, 1, tzinfo=UTC), True),
+        ("05/01/2024", datetime(2024, 5, 1, tzinfo=UTC), True),
+        ("5/1/24", datetime(2024, 5, 1, tzinfo=UTC), True),
+        ("2024-5-1", datetime(2024, 5, 1, tzinfo=UTC), True),
+        ("2024-05-01 UTC", datetime(2024, 5, 1, tzinfo=UTC), True),
+        ("20240501", datetime(2024, 5, 1, tzinfo=UTC), True),
+        ("2024-05-01T00:00:00Z", datetime(2024, 5, 1, tzinfo=UTC), False),  # a time: midnight
+        ("2024-05-01 09:41", datetime(2024, 5, 1, 9, 41, tzinfo=UTC), False),
+        ("05/01/2024 09:41", datetime(2024, 5, 1, 9, 41, tzinfo=UTC), False),
+        ("05/01/2024 9:41 PM", datetime(2024, 5, 1, 21, 41, tzinfo=UTC), False),
+        ("2024-05-01T09", datetime(2024, 5, 1, 9, tzinfo=UTC), False),
+        # a day at an offset is a definite moment, not a UTC day
+        ("2024-05-01 -0500", datetime(2024, 5, 1, 5, tzinfo=UTC), False),
+    ],
+)
+def test_a_day_without_a_time_is_a_date_only_completion(
+    cell: str, moment: datetime, date_only: bool
+) -> None:
+    completion = only_completion(one_row(completed_at=cell))
+    assert (completion.completed_at, completion.date_only) == (moment, date_only)
+
+
+def test_date_only_is_told_row_by_row() -> None:
+    result = read(
+        "email,first name,last name,course id,completed at",
+        "a@example.com,Ada,Lovelace,c1,2024-05-01",
+        "b@example.com,Grace,Hopper,c1,2024-05-01 10:00",
+        "c@example.com,Alan,Turing,c1,2024-05-01",
+    )
+    assert [c.date_only for c in result.completions] == [True, False, True]
+
+
+# ---------------------------------------------------------------- control characters
+
+
+@pytest.mark.parametrize(
+    "email",
+    ["n2@exa\x00mple.com", "ada@example.com\x00x", "ada\x07@example.com", "ad\x1ba@example.com"],
+)
+def test_an_email_with_a_control_character_is_not_an_email(email: str) -> None:
+    result = one_row(email=email)
+    assert result.completions == []
+    (error,) = result.errors
+    assert (error.field, error.row) == ("email", 2)
+    assert "control character" in error.reason
+    assert "\x00" not in error.reason and "\x00" not in error.value
+
+
+@pytest.mark.parametrize("field", ["first_name", "last_name"])
+def test_a_name_with_a_control_character_is_an_error_naming_the_field(field: str) -> None:
+    result = one_row(**{field: "Lo\x00velace"})
+    assert result.completions == []
+    (error,) = result.errors
+    assert (error.field, error.column, error.row) == (field, BASE_HEADERS[field], 2)
+    assert "control character" in error.reason and "\x00" not in error.reason
+
+
+def test_a_single_name_column_with_a_control_character_names_that_column() -> None:
+    result = read(
+        "email,full name,course id,completed at",
+        "a@example.com,Ada Love\x00lace,c1,2024-05-01",
+        'b@example.com,"Grace\nHopper",c1,2024-05-01',
+    )
+    (error,) = result.errors
+    assert (error.field, error.column, error.row) == ("name", "full name", 2)
+    assert [(c.first_name, c.last_name) for c in result.completions] == [("Grace", "Hopper")]
+
+
+def test_a_bad_name_is_reported_beside_the_rows_other_errors() -> None:
+    result = one_row(email="nope", first_name="A\x00da")
+    assert [e.field for e in result.errors] == ["email", "first_name"]
+
+
+def test_names_in_other_scripts_and_with_odd_spaces_are_fine() -> None:
+    completion = only_completion(one_row(first_name="Zoë\u00a0Anne", last_name="Ωmega-李"))
+    assert (completion.first_name, completion.last_name) == ("Zoë\u00a0Anne", "Ωmega-李")
+
+
+# ---------------------------------------------------------------- UTF-16 without a byte-order mark
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_a_byte_order_mark_is_named_as_such(codec: str) -> None:
+    text = "email,course id,completed at\nada@example.com,c1,2024-05-01\n"
+    with pytest.raises(CompletionFileError, match="looks like UTF-16 without a byte-order mark"):
+        read_completions(text.encode(codec), now=NOW)
+
+
+def test_utf16_without_a_byte_order_mark_is_read_when_its_encoding_is_chosen() -> None:
+    text = "email,course id,completed at\nada@example.com,c1,2024-05-01\n"
+    result = read_completions(text.encode("utf-16-le"), now=NOW, encoding="utf-16-le")
+    assert [c.email for c in result.completions] == ["ada@example.com"]
+
+
+def test_a_stray_nul_in_utf8_is_not_taken_for_utf16() -> None:
+    result = read(
+        "email,first name,last name,course id,completed at",
+        "a@example.com,Ada,Lovelace,c1,2024-05-01",
+        "b@exa\x00mple.com,Grace,Hopper,c1,2024-05-01",
+    )
+    assert [c.email for c in result.completions] == ["a@example.com"]
+    assert [(e.row, e.field) for e in result.errors] == [(3, "email")]
+
+
+def test_a_bad_name_row_is_planned_invalid_with_its_own_reason() -> None:
+    from credly_ops.issuance.jobs import reader_invalid_rows
+    from credly_ops.reasons import describe
+
+    result = one_row(last_name="Love\x00lace")
+    (invalid,) = reader_invalid_rows(result.errors, result.rejected)
+    assert (invalid.row, invalid.reason) == (2, "bad_name")
+    assert describe("bad_name") != "bad_name"
+    assert "last name" in invalid.detail and "\x00" not in invalid.detail

@@ -53,6 +53,7 @@ def test_status_words_become_statuses() -> None:
         ({"score": "85"}, TypeError, "Completion.score must be a number, not str"),
         ({"score": True}, TypeError, "Completion.score must be a number, not bool"),
         ({"row": 2.0}, TypeError, "Completion.row must be an integer, not float"),
+        ({"date_only": "yes"}, TypeError, "Completion.date_only must be true or false, not str"),
         ({"course": "C1"}, TypeError, "unexpected keyword argument 'course'"),
     ],
 )
@@ -102,7 +103,7 @@ def test_as_record_names_every_field_with_plain_values() -> None:
 
 
 def test_checked_completion_is_the_same_value_built_without_the_checks() -> None:
-    values = ("ada@example.com", "Ada", "Lovelace", "C1", "Engines", WHEN, None, 85.0, 7)
+    values = ("ada@example.com", "Ada", "Lovelace", "C1", "Engines", WHEN, None, 85.0, 7, True)
     built = checked_completion(*values)
     assert built == Completion(**dict(zip(COMPLETION_FIELDS, values, strict=True)))
     assert type(built) is Completion and hash(built) == hash(Completion(**built.as_record()))

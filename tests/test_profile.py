@@ -496,10 +496,10 @@ def test_rejected_badge_is_explained() -> None:
     e = explain(completion(), [rejected])
     assert e.verdict == VERDICT_REJECTED
     assert "the student rejected it on 5 May 2025" in e.sentence
-    # a later completion after a rejection: the engine holds it back
+    # a later completion is a new one: a rejection never holds it back (rule 10)
     later = explain(completion(at=T + timedelta(days=3)), [rejected])
-    assert later.reason == "previously_rejected"
-    assert "the student rejected Intro to X Certified on 5 May 2025" in later.sentence
+    assert later.reason == "new_badge"
+    assert "should have been issued" in later.sentence and "rejected" not in later.sentence
 
 
 def test_replaced_badge_and_its_renewal_are_explained() -> None:

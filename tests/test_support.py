@@ -48,7 +48,7 @@ def ws(world, emulator: str, tmp_path: Path) -> Workspace:
                 course_title="Course Two",
                 template_id="tpl-dup",
                 method=IssueMethod.ISSUE_OR_UPDATE,
-                expiration_months=12,
+                expiration_months=60,  # no badge here is expired yet (rule 11)
             ),
         ],
         actor=ADMIN,
@@ -158,7 +158,7 @@ def test_reissue_renews_through_the_engine(ws: Workspace, world) -> None:
     assert (renewal.outcome, renewal.reason) == ("update", "renewal")
     assert renewal.badge is not None and renewal.badge.replaces_badge_id == first.badge.id
     assert renewal.badge.issued_at == first.badge.issued_at  # an update keeps issued_at
-    assert renewal.badge.expires_at == datetime(2026, 4, 2, 15, 30, 12, tzinfo=UTC)
+    assert renewal.badge.expires_at == datetime(2030, 4, 2, 15, 30, 12, tzinfo=UTC)
     assert cached_state(ws, first.badge.id) == "replaced"
     assert cached_state(ws, renewal.badge.id) == "pending"
 

@@ -76,6 +76,8 @@ class IssueRequest:
     report: str | None
     concurrency: int
     include_rejected: bool
+    include_revoked: bool
+    include_expired: bool
     encoding: str | None
     allow_stale: bool
 
@@ -105,7 +107,17 @@ class IssueRequest:
 @click.option(
     "--include-rejected",
     is_flag=True,
-    help="also issue to students who rejected this badge before",
+    help="issue anew a completion whose badge the student rejected (skipped by default)",
+)
+@click.option(
+    "--include-revoked",
+    is_flag=True,
+    help="issue anew a completion whose badge an admin revoked (skipped by default)",
+)
+@click.option(
+    "--include-expired",
+    is_flag=True,
+    help="issue a backfilled badge whose expiry has already passed (skipped by default)",
 )
 @click.option(
     "--encoding",
@@ -233,6 +245,8 @@ def _prepare(ws: Workspace, actor: Actor, request: IssueRequest) -> Prepared | N
             data,
             source_name=path.name,
             include_rejected=request.include_rejected,
+            include_revoked=request.include_revoked,
+            include_expired=request.include_expired,
             encoding=request.encoding,
             refresh=not request.dry_run,
         )

@@ -51,7 +51,7 @@ def import_rules(cl: CommandLine, file: str) -> ExitCode:
             error(f"error: {text}")
         error("nothing was saved")
         return ExitCode.UNUSABLE
-    replace_rules(ws.store, check.rules, actor=cl.actor)
+    replace_rules(ws.store, check.rules, actor=cl.actor, fill_active_from=True)
     print(f"imported {len(check.rules)} badge rules")
     return ExitCode.OK
 

@@ -66,7 +66,7 @@ from credly_ops.models import (
     normalize_email,
 )
 from credly_ops.redaction import scrub
-from credly_ops.timeutil import as_utc, format_credly_request
+from credly_ops.timeutil import as_utc
 
 if TYPE_CHECKING:
     from credly_ops.config import Settings
@@ -160,50 +160,15 @@ def _same_second(a: datetime | None, b: datetime | None) -> bool:
     return as_utc(a).replace(microsecond=0) == as_utc(b).replace(microsecond=0)
 
 
-def _expiry_value(value: datetime | None) -> str | bool:
-    # Credly reads null as "the template's default expiry" and false as "never expires".
-    return False if value is None else format_credly_request(value)
-
-
 def issue_payload(req: IssueRequest) -> dict[str, Any]:
-    """The JSON body of ``POST /badges`` for ``req``.
-
-    Times go out as ``%Y-%m-%d %H:%M:%S %z`` in UTC.  ``expires_at=None`` means *no expiry* in
-    credly-ops, so it is sent as ``false`` (Credly would read ``null`` as "apply the template's
-    default expiry").
-    """
-    body: dict[str, Any] = {
-        "recipient_email": req.recipient_email.strip(),
-        "issued_to_first_name": req.issued_to_first_name,
-        "issued_to_last_name": req.issued_to_last_name,
-        "badge_template_id": req.badge_template_id,
-        "issued_at": format_credly_request(req.issued_at),
-        "expires_at": _expiry_value(req.expires_at),
-        "locale": req.locale,
-        "suppress_badge_notification_email": req.suppress_badge_notification_email,
-    }
-    if req.issuer_earner_id is not None:
-        body["issuer_earner_id"] = req.issuer_earner_id
-    return body
+    """The JSON body of ``POST /badges`` for ``req`` (:meth:`IssueRequest.payload`)."""
+    return req.payload()
 
 
 def replace_payload(req: ReplaceRequest) -> dict[str, Any]:
-    """The JSON body of ``POST /badges/{id}/replace`` for ``req``.
-
-    As for issuing, ``expires_at=None`` means *no expiry* and is sent as ``false``.
-    """
-    body: dict[str, Any] = {
-        "badge_template_id": req.badge_template_id,
-        "issued_at": format_credly_request(req.issued_at),
-        "expires_at": _expiry_value(req.expires_at),
-    }
-    optional = {
-        "issued_to_first_name": req.issued_to_first_name,
-        "issued_to_last_name": req.issued_to_last_name,
-        "notification_message": req.notification_message,
-    }
-    body.update({key: value for key, value in optional.items() if value is not None})
-    return body
+    """The JSON body of ``POST /badges/{id}/replace`` for ``req``
+    (:meth:`ReplaceRequest.payload`)."""
+    return req.payload()
 
 
 def _matches_completion(
@@ -222,7 +187,7 @@ def _matches_replacement(badge: IssuedBadge, req: ReplaceRequest) -> bool:
     return (
         badge.template_id == req.badge_template_id
         and _same_second(badge.issued_at, req.issued_at)
-        and _same_second(badge.expires_at, req.expires_at)
+        and _same_second(badge.expires_at, req.expires_at or None)
     )
 
 

@@ -54,6 +54,7 @@ from credly_ops.completions import (
 )
 from credly_ops.credly.errors import CredlyError
 from credly_ops.exports import to_csv_bytes
+from credly_ops.issuance.decide import NO_OPT_INS, DecideOptions
 from credly_ops.issuance.plan import InvalidRow, Plan, PlannedRow, plan
 from credly_ops.lms import save_completions
 from credly_ops.models import BadgeRule, Completion, IssuedBadge, TemplateRef, normalize_email
@@ -93,6 +94,9 @@ REPORT_OUTCOMES: tuple[str, ...] = ("issued", "updated", "skipped", "invalid", "
 #: of a row names its reason, and the reader's own sentences go into the row's detail
 READER_REASONS: dict[str, str] = {
     "email": "bad_email",
+    "first_name": "bad_name",
+    "last_name": "bad_name",
+    "name": "bad_name",
     "completed_at": "bad_date",
     "course_id": "no_course",
     "course_title": "no_course",
@@ -210,13 +214,19 @@ class Prepared:
     source_bytes: bytes = field(repr=False)
     sha256: str
     freshness: CacheFreshness
-    include_rejected: bool = False
+    opt_ins: DecideOptions = NO_OPT_INS
     encoding: str | None = None
 
     @property
     def options(self) -> dict[str, Any]:
-        """The job options recorded with a job made from this plan."""
-        return {"include_rejected": self.include_rejected, "encoding": self.encoding}
+        """The job options recorded with a job made from this plan: the opt-ins (so each row
+        is decided again at send time with them) and the file's encoding."""
+        return {**self.opt_ins.as_options(), "encoding": self.encoding}
+
+    @property
+    def stale(self) -> bool:
+        """Credly could not be reached to sync before planning."""
+        return self.freshness.error is not None
 
     @property
     def to_send(self) -> int:
@@ -350,6 +360,8 @@ def prepare(
     *,
     source_name: str,
     include_rejected: bool = False,
+    include_revoked: bool = False,
+    include_expired: bool = False,
     encoding: str | None = None,
     refresh: bool = True,
     now: datetime | None = None,
@@ -362,6 +374,11 @@ def prepare(
     ``client_options`` go to the Credly client of the sync.
     """
     require(actor, Permission.VIEW)
+    opt_ins = DecideOptions(
+        include_rejected=include_rejected,
+        include_revoked=include_revoked,
+        include_expired=include_expired,
+    )
     moment = now or utcnow()
     data = bytes(data)
     file = read_completions(data, now=moment, encoding=encoding)
@@ -376,7 +393,7 @@ def prepare(
         badges,
         now=moment,
         mode="bulk",
-        include_rejected=include_rejected,
+        options=opt_ins,
         invalid_rows=reader_invalid_rows(file.errors, file.rejected),
     )
     return Prepared(
@@ -386,7 +403,7 @@ def prepare(
         source_bytes=data,
         sha256=source_sha256(data),
         freshness=freshness,
-        include_rejected=include_rejected,
+        opt_ins=opt_ins,
         encoding=encoding,
     )
 
@@ -450,7 +467,7 @@ def new_row(r: PlannedRow) -> ledger.NewRow:
         course_id=r.course_id,
         course_title=r.course_title,
         completed_at=r.completed_at,
-        date_only=False,
+        date_only=r.date_only,
         success_status=None,
         template_id=r.template_id,
         outcome=r.outcome,

@@ -5,8 +5,10 @@
 - **Rule look-up.** By course id; when a row has no course id, by its course title, matched
   exactly after trimming and ignoring case among the rules' titles. A title that two rules
   share is ``skip / ambiguous_course_title``.
-- **Duplicate rows.** Rows repeating the same (normalized email, course, completed_at to the
-  second) are decided once; the later ones in the file are ``skip / duplicate_row``.
+- **Duplicate rows.** Rows repeating the same completion (normalized email, course,
+  completed_at to the second) are decided once; the later ones in the file are
+  ``skip / duplicate_row``. A date-only row (``Completion.date_only``) is the same completion
+  as any row of that student and course on the same UTC day, date-only or timestamped.
 - **Order and simulation.** A student's rows are applied in completed_at order (ties in file
   order), each against the student's badges *as the earlier rows leave them*: a planned issue
   adds a ``pending`` badge, a planned update swaps its target for the replacement, which keeps
@@ -20,13 +22,16 @@
 The rows come back in input row order, one per completion and one per row the reader could
 not parse (``invalid_rows``), whatever their outcome.
 
-The idempotency key (:func:`idempotency_key`) is the first 32 hex digits of the SHA-256 of
-``normalized email | template id | completed_at (UTC ISO-8601, whole seconds) | outcome``.
-For an issue, completed_at *is* the badge's ``issued_at``. For an update it is the renewing
-completion's moment, not the original badge's ``issued_at`` (which every renewal of that badge
-shares), so two renewals of one badge get two keys. The same completion always gets the same
-key, in any upload, so a ledger can tell "already sent" from "new". Keys are unique among a
-plan's issue and update rows; skip and invalid rows send nothing and may share one.
+The idempotency key (:func:`idempotency_key`) is the key of a *completion*: the first 32 hex
+digits of the SHA-256 of ``normalized email | template id | completed_at`` where the moment is
+UTC ISO-8601 to the second (``2024-02-03T09:00:00+00:00``), or the UTC day (``2024-02-03``) for
+a date-only completion. No outcome is in it: a row planned ``issue`` may become an ``update``
+when it is decided again at send time, and it is still the same completion. For an issue,
+completed_at *is* the badge's ``issued_at``; for an update it is the renewing completion's
+moment, not the original badge's ``issued_at`` (which every renewal of that badge shares), so
+two renewals of one badge get two keys. The same completion always gets the same key, in any
+upload, so a ledger can tell "already sent" from "new". Keys are unique among a plan's issue
+and update rows; skip and invalid rows send nothing and may share one.
 """
 
 from __future__ import annotations
@@ -42,12 +47,15 @@ from operator import attrgetter, le
 from typing import NamedTuple, cast
 
 from credly_ops.issuance.decide import (
+    _DEFAULT_OPTIONS,
     _PLAIN_SKIPS,
     OUTCOMES,
     BadgePool,
+    DecideOptions,
     Decision,
     Mode,
     Outcome,
+    _midnight,
     _utc,
     decide_valid,
     invalid_reason,
@@ -79,15 +87,20 @@ def is_planned_id(badge_id: str | None) -> bool:
     return bool(badge_id) and str(badge_id).startswith(PLANNED_PREFIX)
 
 
-def _second_iso(moment: datetime | None) -> str:
+def _moment_text(moment: datetime | None, date_only: bool) -> str:
     if moment is None:
         return ""
-    return _utc(moment).isoformat(timespec="seconds")
+    moment = _utc(moment)
+    if date_only:
+        return moment.date().isoformat()
+    return moment.isoformat(timespec="seconds")
 
 
-def idempotency_key(email: str, template_id: str, moment: datetime | None, outcome: str) -> str:
-    """The deterministic key a ledger uses for a row; see the module docstring."""
-    text = f"{normalize_email(email)}|{template_id}|{_second_iso(moment)}|{outcome}"
+def idempotency_key(
+    email: str, template_id: str, completed_at: datetime | None, *, date_only: bool = False
+) -> str:
+    """The key of a completion, which a ledger keeps for its row; see the module docstring."""
+    text = f"{normalize_email(email)}|{template_id}|{_moment_text(completed_at, date_only)}"
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
@@ -97,7 +110,8 @@ class PlannedRow(NamedTuple):
 
     ``planned_badge_id`` is the placeholder the row's badge has inside the plan (issue and
     update rows only); a later row's ``target_badge_id`` may name it. ``detail`` carries the
-    reader's message for rows it could not parse.
+    reader's message for rows it could not parse. ``date_only`` is the completion's: its
+    completed-at value had no time of day.
     """
 
     row: int
@@ -117,6 +131,7 @@ class PlannedRow(NamedTuple):
     matched_badge_id: str | None
     planned_badge_id: str | None = None
     detail: str = ""
+    date_only: bool = False
 
     @property
     def email_key(self) -> str:
@@ -124,8 +139,11 @@ class PlannedRow(NamedTuple):
 
     @property
     def key(self) -> str:
-        """The row's idempotency key (see the module docstring), worked out when asked for."""
-        return idempotency_key(self.email, self.template_id, self.completed_at, self.outcome)
+        """The idempotency key of the row's completion (see the module docstring), worked out
+        when asked for."""
+        return idempotency_key(
+            self.email, self.template_id, self.completed_at, date_only=self.date_only
+        )
 
     @property
     def sends(self) -> bool:
@@ -147,7 +165,7 @@ class Plan:
     rows: list[PlannedRow]
     now: datetime
     mode: Mode = "bulk"
-    include_rejected: bool = False
+    options: DecideOptions = _DEFAULT_OPTIONS
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -281,7 +299,8 @@ def _planned_row(
     head = (number, email, course_id, course_title, moment)
     names = (completion.first_name.strip(), completion.last_name.strip(), template_id)
     # tuple.__new__ straight from the parts: a Decision's fields are the row's, in order
-    return _new_row(PlannedRow, head + names + decision + (planned_id, ""))
+    tail = (planned_id, "", completion.date_only is True)
+    return _new_row(PlannedRow, head + names + decision + tail)
 
 
 _new_row = tuple.__new__
@@ -331,7 +350,7 @@ def plan(
     *,
     now: datetime,
     mode: Mode = "bulk",
-    include_rejected: bool = False,
+    options: DecideOptions = _DEFAULT_OPTIONS,
     invalid_rows: Sequence[InvalidRow | tuple[int, str, str]] = (),
 ) -> Plan:
     """Decide every row of an upload; see the module docstring.
@@ -342,7 +361,8 @@ def plan(
     number is its ``row``, or its position + 2 when it has none (row 1 is a file's header).
     ``invalid_rows`` are rows the reader could not turn into completions, as
     :class:`InvalidRow` (or a plain (row number, reason code, detail)); they appear as
-    ``invalid`` rows carrying what the row said.
+    ``invalid`` rows carrying what the row said. ``options`` are the caller's opt-ins
+    (:class:`~credly_ops.issuance.decide.DecideOptions`), kept on the plan.
     """
     with _cycle_collector_paused():
         return _plan(
@@ -352,7 +372,7 @@ def plan(
             badges_by_email,
             now=_utc(now),
             mode=mode,
-            include_rejected=include_rejected,
+            options=options,
             invalid_rows=invalid_rows,
         )
 
@@ -382,7 +402,7 @@ def _plan(
     *,
     now: datetime,
     mode: Mode,
-    include_rejected: bool,
+    options: DecideOptions,
     invalid_rows: Sequence[InvalidRow | tuple[int, str, str]],
 ) -> Plan:
     lookup = _Lookup.build(rules)
@@ -391,6 +411,11 @@ def _plan(
     rows: list[PlannedRow | None] = [None] * len(completions)
     numbers = [c.row if c.row is not None else i + 2 for i, c in enumerate(completions)]
     seen: set[tuple[str, str | tuple[str, str], datetime]] = set()
+    # the UTC days of every row / of the date-only rows, kept only when the upload has any
+    # date-only row (rule 8: a date-only row is the same completion as any row of its day)
+    any_date_only = any(c.date_only is True for c in completions)
+    days: set[tuple[str, str | tuple[str, str], datetime]] = set()
+    date_only_days: set[tuple[str, str | tuple[str, str], datetime]] = set()
     # per student: (completed_at, position, rule), decided in that order once all are known
     by_student: dict[str, list[tuple[datetime, int, BadgeRule]]] = defaultdict(list)
 
@@ -418,12 +443,19 @@ def _plan(
         # a matched course is its rule's id; an unmatched one a ("course"|"title", key) pair
         course_key = rule.course_id if rule is not None else _course_key(completion)
         email_key = completion.email.strip().lower()
-        identity = (
-            email_key,
-            course_key,
-            moment.replace(microsecond=0) if moment.microsecond else moment,
-        )
-        if identity in seen:
+        second = moment.replace(microsecond=0) if moment.microsecond else moment
+        identity = (email_key, course_key, second)
+        if any_date_only:
+            day = (email_key, course_key, _midnight(second))
+            if (
+                day in days if completion.date_only is True else day in date_only_days
+            ) or identity in seen:
+                rows[i] = _planned_row(numbers[i], completion, moment, rule, _DUPLICATE)
+                continue
+            days.add(day)
+            if completion.date_only is True:
+                date_only_days.add(day)
+        elif identity in seen:
             rows[i] = _planned_row(numbers[i], completion, moment, rule, _DUPLICATE)
             continue
         seen.add(identity)
@@ -450,8 +482,9 @@ def _plan(
                 rule,
                 templates.get(rule.template_id),
                 pool,
+                now=now,
                 mode=mode,
-                include_rejected=include_rejected,
+                options=options,
             )
             badge_id = None
             if decision.outcome in _SENDING:
@@ -470,7 +503,7 @@ def _plan(
         planned.extend(_reader_row(InvalidRow(*entry)) for entry in invalid_rows)
     if not _in_row_order(planned):
         planned.sort(key=attrgetter("row"))  # stable: equal row numbers keep their input order
-    return Plan(rows=planned, now=now, mode=mode, include_rejected=include_rejected)
+    return Plan(rows=planned, now=now, mode=mode, options=options)
 
 
 def _in_row_order(rows: list[PlannedRow]) -> bool:

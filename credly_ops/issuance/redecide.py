@@ -32,7 +32,7 @@ from datetime import datetime
 import duckdb
 
 from credly_ops import ledger
-from credly_ops.issuance.decide import Mode
+from credly_ops.issuance.decide import NO_OPT_INS, DecideOptions, Mode
 from credly_ops.issuance.plan import PlannedRow, is_planned_id, plan
 from credly_ops.ledger import History, LedgerRow
 from credly_ops.models import (
@@ -190,6 +190,7 @@ def completion_of(row: LedgerRow) -> Completion:
         completed_at=row.completed_at,
         status=status,
         row=row.row_no,
+        date_only=row.date_only,
     )
 
 
@@ -199,7 +200,7 @@ def redecide(
     *,
     now: datetime,
     mode: Mode = "bulk",
-    include_rejected: bool = False,
+    options: DecideOptions = NO_OPT_INS,
     running_here: Iterable[str] = (),
 ) -> list[Redecision]:
     """Decide ``rows`` again against ``snap``; ``running_here`` names the jobs that run in
@@ -216,7 +217,7 @@ def redecide(
         snap.badges_by_email,
         now=now,
         mode=mode,
-        include_rejected=include_rejected,
+        options=options,
     ).rows
     by_number = {d.row: d for d in planned}
     out: list[Redecision] = []

@@ -68,6 +68,7 @@ from credly_ops.access import Actor, Permission, require
 from credly_ops.credly.client import CredlyClient
 from credly_ops.credly.errors import CredlyError
 from credly_ops.credly.pacing import PacedTransport, RatePacer
+from credly_ops.issuance.decide import DecideOptions
 from credly_ops.issuance.jobs import REGISTRY, JobBusy, JobProgress, job_progress, refresh_cache
 from credly_ops.issuance.redecide import Redecision, as_decided, redecide, take_snapshot
 from credly_ops.issuance.workers import Progress, Runner, chains
@@ -194,7 +195,7 @@ def recheck(store: Store, job_id: str, *, now: datetime | None = None) -> list[R
             snap,
             now=moment,
             mode="automatic" if state.options.get("mode") == "automatic" else "bulk",
-            include_rejected=bool(state.options.get("include_rejected")),
+            options=DecideOptions.from_options(state.options),
             running_here=REGISTRY.running(),
         )
         changed = [a for a in answers if a.changed and not a.wait]

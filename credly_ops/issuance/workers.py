@@ -27,7 +27,14 @@ from credly_ops.credly.errors import CredlyError
 from credly_ops.issuance.decide import same_second
 from credly_ops.issuance.writer import Claim, LedgerWriter, Result
 from credly_ops.ledger import Finish, LedgerRow
-from credly_ops.models import IssuedBadge, IssueRequest, ReplaceRequest, normalize_email
+from credly_ops.models import (
+    IssuedBadge,
+    IssueRequest,
+    ReplaceRequest,
+    normalize_email,
+    renewal_request,
+    request_expiry,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -289,7 +296,7 @@ class Runner:
                     issued_to_last_name=row.last_name,
                     badge_template_id=row.template_id,
                     issued_at=row.issued_at,
-                    expires_at=row.expires_at,
+                    expires_at=request_expiry(row.expires_at),
                 )
             )
             reason = "already_issued" if result.duplicate else None
@@ -300,16 +307,29 @@ class Runner:
             message = "An update row names no badge to replace."
             self._fail(chain, row, "validation_failed", message, sent=False)
             return
-        new = self.client.replace(
-            target,
-            ReplaceRequest(
-                badge_template_id=row.template_id,
-                issued_at=row.issued_at,
-                expires_at=row.expires_at,
-            ),
-            recipient_email=row.email,
-        )
+        new = self.client.replace(target, self._renewal(row, target), recipient_email=row.email)
         self._succeed(row, new, replaced=(target, new.id))
+
+    def _renewal(self, row: LedgerRow, target: str) -> ReplaceRequest:
+        """The replace request of a renewal, keeping every field of the badge it renews (a
+        replace clears what it is not sent). The badge is read as Credly holds it, by the
+        student and template; when it cannot be found, the row's names are kept."""
+        assert row.issued_at is not None
+        for badge in self.client.find_badges(row.email, row.template_id):
+            if badge.id == target:
+                return renewal_request(
+                    badge,
+                    template_id=row.template_id,
+                    issued_at=row.issued_at,
+                    expires_at=row.expires_at,
+                )
+        return ReplaceRequest(
+            badge_template_id=row.template_id,
+            issued_at=row.issued_at,
+            expires_at=request_expiry(row.expires_at),
+            issued_to_first_name=row.first_name or None,
+            issued_to_last_name=row.last_name or None,
+        )
 
 
 def chains(rows: Sequence[LedgerRow]) -> list[Chain]:

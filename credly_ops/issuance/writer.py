@@ -27,6 +27,7 @@ from typing import Any
 import duckdb
 
 from credly_ops import ledger
+from credly_ops.issuance.decide import DecideOptions
 from credly_ops.issuance.jobs import REGISTRY
 from credly_ops.issuance.redecide import Redecision, as_decided, redecide, take_snapshot
 from credly_ops.ledger import Finish, LedgerRow
@@ -116,7 +117,7 @@ class LedgerWriter:
     def __init__(self, store: Store, job_id: str, *, mode: str, options: Mapping[str, Any]) -> None:
         self._store, self._job_id = store, job_id
         self._mode = "automatic" if mode == "automatic" else "bulk"
-        self._include_rejected = bool(options.get("include_rejected"))
+        self._options = DecideOptions.from_options(options)
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=f"ledger-{job_id}", daemon=True)
         self.error: BaseException | None = None
@@ -245,7 +246,7 @@ class LedgerWriter:
             snap,
             now=now,
             mode="automatic" if self._mode == "automatic" else "bulk",
-            include_rejected=self._include_rejected,
+            options=self._options,
             running_here=REGISTRY.running(),
         )
         claims: dict[int, Claim] = {}

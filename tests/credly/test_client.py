@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
@@ -326,7 +326,7 @@ def issue_request(
     email: str = "ada@example.com",
     template_id: str = TPL_ACTIVE,
     issued_at: datetime = ISSUED,
-    expires_at: datetime | None = None,
+    expires_at: datetime | Literal[False] | None = False,
 ) -> IssueRequest:
     return IssueRequest(
         recipient_email=email,
@@ -1026,7 +1026,7 @@ def test_high_volume_rejects_an_unknown_format(client: CredlyClient) -> None:
 
 
 def replace_request(
-    expires_at: datetime | None = ISSUED + timedelta(days=730),
+    expires_at: datetime | Literal[False] | None = ISSUED + timedelta(days=730),
 ) -> ReplaceRequest:
     return ReplaceRequest(badge_template_id=TPL_ACTIVE, issued_at=ISSUED, expires_at=expires_at)
 
@@ -1057,6 +1057,10 @@ def test_replace_payload_sends_false_for_no_expiry() -> None:
         )
     )
     assert body["expires_at"] is False
+    template_default = replace_payload(
+        ReplaceRequest(badge_template_id=TPL_ACTIVE, issued_at=ISSUED, expires_at=None)
+    )
+    assert template_default["expires_at"] is None
     assert body["notification_message"] == "Your badge has been renewed"
     assert "issued_to_first_name" not in body
 
@@ -1067,7 +1071,7 @@ def test_replace_outcome_unknown_after_processing_returns_the_replacement(
 ) -> None:
     old = credly.add_badge("ada@example.com")
     credly.fail("POST", "/badges/.*/replace", kind)
-    new = client.replace(old["id"], replace_request(expires_at=None))
+    new = client.replace(old["id"], replace_request(expires_at=False))
     assert credly.replacements == 1
     assert len(credly.requests_to("POST", f"/badges/{old['id']}/replace")) == 1
     assert new.id == credly.badges[old["id"]]["replacement_badge_id"]

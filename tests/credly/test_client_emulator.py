@@ -99,7 +99,7 @@ def test_replace_then_replace_again_follows_the_chain(client: CredlyClient, worl
     assert client.get_badge(old.id).state == "replaced"
     # the same replace again (a retry) lands on the live badge, not a second replacement
     assert client.replace(old.id, renewal).id == new.id
-    other = ReplaceRequest(badge_template_id="tpl-active", issued_at=T0, expires_at=None)
+    other = ReplaceRequest(badge_template_id="tpl-active", issued_at=T0, expires_at=False)
     with pytest.raises(AlreadyReplaced) as info:
         client.replace(old.id, other)
     assert info.value.current_badge_id == new.id

@@ -10,15 +10,21 @@ import pytest
 
 from credly_ops.credly import errors
 from credly_ops.issuance import (
+    FLAG_ADDS_EXPIRY,
+    FLAG_ALREADY_EXPIRED,
     FLAG_BACKFILL,
     FLAG_PREVIOUSLY_REJECTED,
+    FLAG_PREVIOUSLY_REVOKED,
+    FLAGS,
     INVALID_REASONS,
     ISSUE_REASONS,
     SKIP_REASONS,
     UPDATE_REASONS,
     BadgePool,
+    DecideOptions,
     Decision,
     add_months,
+    carries_completion,
     compute_expires_at,
     decide,
     lasts_at_least,
@@ -158,6 +164,12 @@ REASON_CASES: list[tuple[str, dict[str, Any], str, str]] = [
         "invalid",
         "missing_name",
     ),
+    (
+        "bad_name",
+        {"completion": make_completion(first_name="A\x00da")},
+        "invalid",
+        "bad_name",
+    ),
     ("no_rule", {"rule": None}, "skip", "no_rule"),
     ("not_passed", {"completion": make_completion(status="failed")}, "skip", "not_passed"),
     (
@@ -186,9 +198,21 @@ REASON_CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ),
     (
         "previously_rejected",
-        {"existing": [make_badge(state="rejected")]},
+        {"existing": [make_badge(state="rejected", issued_at=COMPLETED)]},
         "skip",
         "previously_rejected",
+    ),
+    (
+        "previously_revoked",
+        {"existing": [make_badge(state="revoked", issued_at=COMPLETED)]},
+        "skip",
+        "previously_revoked",
+    ),
+    (
+        "already_expired",
+        {"rule": make_rule(expiration_months=2)},
+        "skip",
+        "already_expired",
     ),
     (
         "expiry_out_of_range",
@@ -241,18 +265,19 @@ METHODS = ("issue", "update", "issue_or_update")
 DUPLICATES = (False, True)
 STATES = ("none", "pending", "accepted", "rejected", "revoked", "replaced")
 
-# (method, template allows duplicates, state of the student's one badge) -> (outcome, reason)
+# (method, template allows duplicates, state of the student's one badge, issued for another
+# completion) -> (outcome, reason)
 MATRIX: dict[tuple[str, bool, str], tuple[str, str]] = {
     ("issue", False, "none"): ("issue", "new_badge"),
     ("issue", False, "pending"): ("skip", "already_has_badge"),
     ("issue", False, "accepted"): ("skip", "already_has_badge"),
-    ("issue", False, "rejected"): ("skip", "previously_rejected"),
+    ("issue", False, "rejected"): ("issue", "new_badge"),
     ("issue", False, "revoked"): ("issue", "new_badge"),
     ("issue", False, "replaced"): ("issue", "new_badge"),
     ("issue", True, "none"): ("issue", "new_badge"),
     ("issue", True, "pending"): ("issue", "retake"),
     ("issue", True, "accepted"): ("issue", "retake"),
-    ("issue", True, "rejected"): ("skip", "previously_rejected"),
+    ("issue", True, "rejected"): ("issue", "new_badge"),
     ("issue", True, "revoked"): ("issue", "new_badge"),
     ("issue", True, "replaced"): ("issue", "new_badge"),
     ("update", False, "none"): ("skip", "no_existing_badge"),
@@ -270,13 +295,13 @@ MATRIX: dict[tuple[str, bool, str], tuple[str, str]] = {
     ("issue_or_update", False, "none"): ("issue", "new_badge"),
     ("issue_or_update", False, "pending"): ("update", "renewal"),
     ("issue_or_update", False, "accepted"): ("update", "renewal"),
-    ("issue_or_update", False, "rejected"): ("skip", "previously_rejected"),
+    ("issue_or_update", False, "rejected"): ("issue", "new_badge"),
     ("issue_or_update", False, "revoked"): ("issue", "new_badge"),
     ("issue_or_update", False, "replaced"): ("issue", "new_badge"),
     ("issue_or_update", True, "none"): ("issue", "new_badge"),
     ("issue_or_update", True, "pending"): ("update", "renewal"),
     ("issue_or_update", True, "accepted"): ("update", "renewal"),
-    ("issue_or_update", True, "rejected"): ("skip", "previously_rejected"),
+    ("issue_or_update", True, "rejected"): ("issue", "new_badge"),
     ("issue_or_update", True, "revoked"): ("issue", "new_badge"),
     ("issue_or_update", True, "replaced"): ("issue", "new_badge"),
 }
@@ -286,19 +311,32 @@ def test_matrix_is_complete() -> None:
     assert set(MATRIX) == set(itertools.product(METHODS, DUPLICATES, STATES))
 
 
-def _matrix_decision(method: str, duplicates: bool, state: str, include_rejected: bool) -> Decision:
-    existing = [] if state == "none" else [make_badge("OLD", state)]
+NO_OPT_INS = DecideOptions()
+
+
+def _matrix_decision(
+    method: str,
+    duplicates: bool,
+    state: str,
+    options: DecideOptions = NO_OPT_INS,
+    *,
+    issued_at: datetime = datetime(2023, 1, 10, 9, 0, tzinfo=UTC),
+) -> Decision:
+    existing = [] if state == "none" else [make_badge("OLD", state, issued_at=issued_at)]
     return run(
         rule=make_rule(method=method),
         template=make_template(allow_duplicate_badges=duplicates),
         existing=existing,
-        include_rejected=include_rejected,
+        options=options,
     )
+
+
+ALL_IN = DecideOptions(include_rejected=True, include_revoked=True, include_expired=True)
 
 
 @pytest.mark.parametrize(("method", "duplicates", "state"), list(MATRIX))
 def test_method_duplicates_state(method: str, duplicates: bool, state: str) -> None:
-    decision = _matrix_decision(method, duplicates, state, include_rejected=False)
+    decision = _matrix_decision(method, duplicates, state)
     assert (decision.outcome, decision.reason) == MATRIX[(method, duplicates, state)]
     if decision.outcome == "update":
         assert decision.target_badge_id == "OLD"
@@ -313,18 +351,78 @@ def test_method_duplicates_state(method: str, duplicates: bool, state: str) -> N
 
 
 @pytest.mark.parametrize(("method", "duplicates", "state"), list(MATRIX))
-def test_method_duplicates_state_with_rejected_opt_in(
+def test_opt_ins_change_nothing_for_a_new_completion(
     method: str, duplicates: bool, state: str
 ) -> None:
-    """Opting in turns exactly the previously_rejected skips into flagged issues."""
-    decision = _matrix_decision(method, duplicates, state, include_rejected=True)
-    expected = MATRIX[(method, duplicates, state)]
-    if expected == ("skip", "previously_rejected"):
-        assert (decision.outcome, decision.reason) == ("issue", "new_badge")
-        assert decision.flags == {FLAG_PREVIOUSLY_REJECTED}
+    """Rule 10: a dead badge of another completion never blocks and never flags."""
+    decision = _matrix_decision(method, duplicates, state, ALL_IN)
+    assert (decision.outcome, decision.reason) == MATRIX[(method, duplicates, state)]
+    assert decision.flags == frozenset()
+
+
+# (method, the state of this very completion's own badge) -> (outcome, reason); the template
+# setting makes no difference, the opt-ins do (see the next test)
+SAME_COMPLETION: dict[tuple[str, str], tuple[str, str]] = {
+    ("issue", "rejected"): ("skip", "previously_rejected"),
+    ("issue", "revoked"): ("skip", "previously_revoked"),
+    ("issue", "replaced"): ("issue", "new_badge"),
+    ("update", "rejected"): ("skip", "previously_rejected"),
+    ("update", "revoked"): ("skip", "previously_revoked"),
+    ("update", "replaced"): ("skip", "no_existing_badge"),
+    ("issue_or_update", "rejected"): ("skip", "previously_rejected"),
+    ("issue_or_update", "revoked"): ("skip", "previously_revoked"),
+    ("issue_or_update", "replaced"): ("issue", "new_badge"),
+}
+OPT_IN_FOR = {
+    "rejected": (DecideOptions(include_rejected=True), FLAG_PREVIOUSLY_REJECTED),
+    "revoked": (DecideOptions(include_revoked=True), FLAG_PREVIOUSLY_REVOKED),
+}
+
+
+@pytest.mark.parametrize("duplicates", DUPLICATES)
+@pytest.mark.parametrize(("method", "state"), list(SAME_COMPLETION))
+def test_a_dead_badge_of_the_same_completion(method: str, state: str, duplicates: bool) -> None:
+    decision = _matrix_decision(method, duplicates, state, issued_at=COMPLETED)
+    assert (decision.outcome, decision.reason) == SAME_COMPLETION[(method, state)]
+    if decision.outcome == "skip" and decision.reason.startswith("previously_"):
+        assert decision.matched_badge_id == "OLD"
+
+
+@pytest.mark.parametrize("duplicates", DUPLICATES)
+@pytest.mark.parametrize(("method", "state"), list(SAME_COMPLETION))
+def test_opting_in_issues_the_same_completion_anew_flagged(
+    method: str, state: str, duplicates: bool
+) -> None:
+    """Each opt-in turns exactly its own skip into a flagged issue; the other does not."""
+    expected = SAME_COMPLETION[(method, state)]
+    if state not in OPT_IN_FOR:
+        return
+    options, flag = OPT_IN_FOR[state]
+    decision = _matrix_decision(method, duplicates, state, options, issued_at=COMPLETED)
+    if method == "update":
+        assert (decision.outcome, decision.reason) == ("skip", "no_existing_badge")
     else:
-        assert (decision.outcome, decision.reason) == expected
-        assert FLAG_PREVIOUSLY_REJECTED not in decision.flags
+        assert (decision.outcome, decision.reason) == ("issue", "new_badge")
+        assert decision.flags == {flag}
+    other = next(o for s, (o, _) in OPT_IN_FOR.items() if s != state)
+    wrong = _matrix_decision(method, duplicates, state, other, issued_at=COMPLETED)
+    assert (wrong.outcome, wrong.reason) == expected
+
+
+@pytest.mark.parametrize("state", ["rejected", "revoked"])
+def test_a_dead_badge_of_the_same_day_blocks_a_date_only_completion(state: str) -> None:
+    dead = make_badge("OLD", state, issued_at=datetime(2024, 3, 15, 16, 5, tzinfo=UTC))
+    day_only = make_completion(completed_at=datetime(2024, 3, 15, tzinfo=UTC), date_only=True)
+    assert run(day_only, existing=[dead]).reason == f"previously_{state}"
+    timed = make_completion(completed_at=datetime(2024, 3, 15, 9, tzinfo=UTC))
+    assert run(timed, existing=[dead]).reason == "new_badge"
+
+
+def test_a_live_badge_for_the_completion_wins_over_its_revoked_twin() -> None:
+    revoked = make_badge("GONE", "revoked", issued_at=COMPLETED)
+    again = make_badge("AGAIN", "pending", issued_at=COMPLETED)
+    decision = run(existing=[revoked, again])
+    assert (decision.reason, decision.matched_badge_id) == ("already_issued", "AGAIN")
 
 
 # ---------------------------------------------------------------- order of the checks
@@ -390,7 +488,11 @@ def test_pass_requirement(status: str | None, require_pass: bool, outcome: str) 
 
 def test_issued_at_is_the_completion_moment_never_now() -> None:
     long_ago = datetime(2019, 2, 3, 4, 5, 6, tzinfo=UTC)
-    decision = run(make_completion(completed_at=long_ago), rule=make_rule(active_from=None))
+    decision = run(
+        make_completion(completed_at=long_ago),
+        rule=make_rule(active_from=None),
+        now=datetime(2019, 6, 1, tzinfo=UTC),
+    )
     assert decision.issued_at == long_ago
     assert decision.expires_at == datetime(2020, 2, 3, 4, 5, 6, tzinfo=UTC)
 
@@ -455,7 +557,7 @@ def test_expires_at_is_months_then_days(
 ) -> None:
     rule = make_rule(expiration_months=months, expiration_days=days)
     assert compute_expires_at(start, rule) == expected
-    decision = run(make_completion(completed_at=start), rule=rule)
+    decision = run(make_completion(completed_at=start), rule=rule, now=start)
     assert decision.expires_at == expected
 
 
@@ -500,7 +602,7 @@ def test_idempotency_holds_on_templates_allowing_duplicates() -> None:
 @pytest.mark.parametrize("state", ["rejected", "revoked", "replaced"])
 def test_a_dead_badge_for_the_same_moment_does_not_count_as_issued(state: str) -> None:
     badge = make_badge("B9", state, issued_at=COMPLETED)
-    decision = run(existing=[badge], include_rejected=True)
+    decision = run(existing=[badge], options=ALL_IN)
     assert decision.outcome == "issue"
 
 
@@ -540,7 +642,6 @@ def test_update_without_duration() -> None:
         (EXPIRES_NEW - timedelta(seconds=1), "update"),
         (EXPIRES_NEW, "skip"),
         (EXPIRES_NEW + timedelta(days=30), "skip"),  # a later completion was applied already
-        (None, "skip"),  # never expires: a renewal would only shorten it
     ],
 )
 def test_an_update_never_shortens_a_badge(current: datetime | None, outcome: str) -> None:
@@ -548,6 +649,72 @@ def test_an_update_never_shortens_a_badge(current: datetime | None, outcome: str
     assert decision.outcome == outcome
     if outcome == "skip":
         assert (decision.reason, decision.matched_badge_id) == ("already_up_to_date", "B1")
+    else:
+        assert FLAG_ADDS_EXPIRY not in decision.flags
+
+
+@pytest.mark.parametrize("method", ["update", "issue_or_update"])
+def test_a_badge_that_never_expires_gets_the_rules_expiry(method: str) -> None:
+    """Rule 6: the rule's policy changed since the badge was issued; the plan says so."""
+    forever = make_badge("B1", "accepted", expires_at=None)
+    decision = run(rule=make_rule(method=method), existing=[forever])
+    assert (decision.outcome, decision.reason) == ("update", "renewal")
+    assert (decision.target_badge_id, decision.expires_at) == ("B1", EXPIRES_NEW)
+    assert decision.flags == {FLAG_ADDS_EXPIRY}
+    renewed = make_badge("B2", "accepted", expires_at=EXPIRES_NEW)
+    assert run(rule=make_rule(method=method), existing=[renewed]).reason == "already_up_to_date"
+
+
+def test_an_issue_method_leaves_a_badge_that_never_expires_alone() -> None:
+    forever = make_badge("B1", "accepted", expires_at=None)
+    assert run(rule=make_rule(method="issue"), existing=[forever]).reason == "already_has_badge"
+
+
+# ---------------------------------------------------------------- already expired (rule 11)
+
+SHORT = make_rule(expiration_months=2)  # COMPLETED + 2 months = 2024-05-15, before NOW
+
+
+@pytest.mark.parametrize(
+    ("rule", "existing", "outcome", "reason"),
+    [
+        (SHORT, [], "issue", "new_badge"),
+        (make_rule(method="update", expiration_months=2), [make_badge()], "update", "renewal"),
+        (make_rule(method="issue_or_update", expiration_months=2), [], "issue", "new_badge"),
+    ],
+)
+def test_a_badge_already_expired_is_skipped_unless_opted_in(
+    rule: BadgeRule, existing: list[IssuedBadge], outcome: str, reason: str
+) -> None:
+    skipped = run(rule=rule, existing=existing)
+    assert (skipped.outcome, skipped.reason) == ("skip", "already_expired")
+    sent = run(rule=rule, existing=existing, options=DecideOptions(include_expired=True))
+    assert (sent.outcome, sent.reason) == (outcome, reason)
+    assert FLAG_ALREADY_EXPIRED in sent.flags
+    assert sent.expires_at == datetime(2024, 5, 15, 10, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("now", "reason"),
+    [
+        (datetime(2024, 5, 15, 10, 30, tzinfo=UTC), "new_badge"),  # expires this very moment
+        (datetime(2024, 5, 15, 10, 30, 1, tzinfo=UTC), "already_expired"),
+    ],
+)
+def test_already_expired_means_before_now(now: datetime, reason: str) -> None:
+    assert run(rule=SHORT, now=now).reason == reason
+
+
+def test_no_duration_never_expires_already() -> None:
+    old = make_completion(completed_at=datetime(2001, 1, 1, tzinfo=UTC))
+    decision = run(old, rule=make_rule(expiration_months=0, active_from=None))
+    assert (decision.outcome, decision.expires_at, decision.flags) == ("issue", None, frozenset())
+
+
+def test_an_up_to_date_badge_is_not_called_expired() -> None:
+    badge = make_badge(expires_at=datetime(2024, 5, 15, 10, 30, tzinfo=UTC))
+    decision = run(rule=make_rule(method="update", expiration_months=2), existing=[badge])
+    assert decision.reason == "already_up_to_date"
 
 
 @pytest.mark.parametrize(
@@ -628,10 +795,28 @@ def test_future_means_after_now() -> None:
         "a b@example.com",
         "ada@example",
         "ada@@example.com",
+        "n2@exa\x00mple.com",
+        "\x00ada@example.com",
+        "ada@example.co\x07m",
+        "ada\x1b@example.com",
+        "ada@example.com\x7f",
+        "ada@exam\x85ple.com",
     ],
 )
 def test_bad_emails(email: str) -> None:
     assert run(make_completion(email=email)).reason == "bad_email"
+
+
+@pytest.mark.parametrize("names", [("Ada\nMary", "Lovelace"), ("Ada", "Love\x00lace")])
+def test_a_name_with_a_control_character_is_never_sent(names: tuple[str, str]) -> None:
+    first, last = names
+    decision = run(make_completion(first_name=first, last_name=last))
+    assert (decision.outcome, decision.reason) == ("invalid", "bad_name")
+
+
+def test_names_in_other_scripts_and_odd_spaces_are_sent() -> None:
+    decision = run(make_completion(first_name="Zoë\u00a0Anne", last_name="李"))
+    assert decision.outcome == "issue"
 
 
 def test_title_alone_is_enough_course() -> None:
@@ -669,22 +854,26 @@ def test_same_second(a: datetime | None, b: datetime | None, same: bool) -> None
 # ---------------------------------------------------------------- the badge pool
 
 
-def test_pool_indexes_live_badges_by_second_and_keeps_the_latest_rejected() -> None:
+def test_pool_indexes_live_badges_by_second_and_keeps_the_dead_ones() -> None:
     first = make_badge("A", "accepted", issued_at=COMPLETED)
     twin = make_badge("B", "pending", issued_at=COMPLETED + timedelta(microseconds=5))
     later = make_badge("C", "pending", issued_at=COMPLETED + timedelta(days=3))
     old_no = make_badge("R1", "rejected", issued_at=COMPLETED - timedelta(days=9))
     new_no = make_badge("R2", "rejected", issued_at=COMPLETED - timedelta(days=1))
     gone = make_badge("X", "revoked", issued_at=COMPLETED + timedelta(days=30))
-    pool = BadgePool([first, twin, later, new_no, old_no, gone])
+    swapped = make_badge("S", "replaced", issued_at=COMPLETED - timedelta(days=2))
+    pool = BadgePool([first, twin, later, new_no, old_no, gone, swapped])
     assert pool.has_live
     live_at = pool.live_at(COMPLETED.replace(microsecond=700))
     assert live_at is not None and live_at.id == "B"  # the later of two in one second
     assert pool.live_at(COMPLETED + timedelta(seconds=1)) is None
     latest = pool.latest_live()
     assert latest is not None and latest.id == "C"
-    rejected = pool.latest_rejected()
-    assert rejected is not None and rejected.id == "R2"
+    for badge in (old_no, new_no, gone):
+        ended = pool.ended_for(badge.issued_at)
+        assert ended is not None and ended.id == badge.id
+    assert pool.ended_for(swapped.issued_at) is None  # replaced: its replacement carries on
+    assert pool.ended_for(COMPLETED) is None
 
 
 def test_pool_replace_swaps_a_live_badge_in_place() -> None:
@@ -700,8 +889,108 @@ def test_empty_pool() -> None:
     pool = BadgePool()
     assert not pool.has_live
     assert pool.live_at(COMPLETED) is None
+    assert pool.live_at(COMPLETED, date_only=True) is None
     assert pool.latest_live() is None
-    assert pool.latest_rejected() is None
+    assert pool.ended_for(COMPLETED) is None
+
+
+def test_pool_replace_keeps_the_day_index_in_step() -> None:
+    pool = BadgePool([make_badge("A", "accepted", issued_at=COMPLETED)])
+    assert pool.live_at(COMPLETED, date_only=True) is not None  # builds the day index
+    replacement = make_badge("A2", "accepted", issued_at=COMPLETED, expires_at=EXPIRES_NEW)
+    assert pool.replace("A", replacement)
+    found = pool.live_at(COMPLETED.replace(hour=0, minute=0), date_only=True)
+    assert found is not None and found.id == "A2"
+    pool.add(make_badge("N", "pending", issued_at=COMPLETED + timedelta(hours=2)))
+    found = pool.live_at(COMPLETED.replace(hour=0, minute=0), date_only=True)
+    assert found is not None and found.id == "N"
+
+
+# ---------------------------------------------------------------- which badge carries a completion
+
+DAY = datetime(2024, 3, 15, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("issued_at", "completed_at", "date_only", "carries"),
+    [
+        (COMPLETED, COMPLETED, False, True),
+        (COMPLETED + timedelta(microseconds=999), COMPLETED, False, True),
+        (COMPLETED.astimezone(timezone(timedelta(hours=-5))), COMPLETED, False, True),
+        (COMPLETED + timedelta(seconds=1), COMPLETED, False, False),
+        (COMPLETED + timedelta(hours=3), COMPLETED, False, False),
+        # a date-only completion: any moment of its UTC day
+        (COMPLETED, DAY, True, True),
+        (DAY + timedelta(hours=23, minutes=59, seconds=59), DAY, True, True),
+        (DAY + timedelta(days=1), DAY, True, False),
+        (DAY - timedelta(seconds=1), DAY, True, False),
+        # a day in another zone is not the UTC day
+        (datetime(2024, 3, 15, 20, tzinfo=timezone(timedelta(hours=-5))), DAY, True, False),
+        # a badge at exactly 00:00:00 UTC may come from a date-only completion: it carries
+        # every completion of its UTC day
+        (DAY, COMPLETED, False, True),
+        (DAY + timedelta(microseconds=300), COMPLETED, False, True),
+        (DAY, DAY + timedelta(hours=23, minutes=59, seconds=59), False, True),
+        (DAY + timedelta(days=1), COMPLETED, False, False),
+        (DAY - timedelta(days=1), COMPLETED, False, False),
+        # a timestamped completion at midnight is just a moment
+        (COMPLETED, DAY, False, False),
+    ],
+)
+def test_carries_completion(
+    issued_at: datetime, completed_at: datetime, date_only: bool, carries: bool
+) -> None:
+    assert carries_completion(issued_at, completed_at, date_only=date_only) is carries
+
+
+@pytest.mark.parametrize("state", ["pending", "accepted"])
+@pytest.mark.parametrize(
+    ("issued_at", "completed_at", "date_only", "carries"),
+    [
+        (COMPLETED, DAY, True, True),
+        (DAY, COMPLETED, False, True),
+        (DAY + timedelta(days=1), DAY + timedelta(days=1, hours=5), True, True),
+        (COMPLETED + timedelta(days=1), DAY, True, False),
+        (COMPLETED, DAY, False, False),
+        (COMPLETED + timedelta(hours=1), COMPLETED, False, False),
+    ],
+)
+def test_the_pool_agrees_with_carries_completion(
+    state: str, issued_at: datetime, completed_at: datetime, date_only: bool, carries: bool
+) -> None:
+    others = [
+        make_badge("O1", state, issued_at=DAY - timedelta(days=3, hours=2)),
+        make_badge("O2", state, issued_at=DAY + timedelta(days=5, hours=7)),
+    ]
+    badge = make_badge("B", state, issued_at=issued_at)
+    assert carries_completion(issued_at, completed_at, date_only=date_only) is carries
+    found = BadgePool([*others, badge]).live_at(completed_at, date_only=date_only)
+    assert (found is not None and found.id == "B") is carries
+    dead = make_badge("D", "revoked", issued_at=issued_at)
+    ended = BadgePool([dead]).ended_for(completed_at, date_only=date_only)
+    assert (ended is not None) is carries
+
+
+def test_a_date_only_completion_is_the_badge_issued_that_day() -> None:
+    badge = make_badge("B9", "accepted", issued_at=COMPLETED)
+    day_only = make_completion(completed_at=DAY, date_only=True)
+    decision = run(day_only, existing=[badge])
+    assert (decision.reason, decision.matched_badge_id) == ("already_issued", "B9")
+    next_day = make_completion(completed_at=DAY + timedelta(days=1), date_only=True)
+    assert run(next_day, existing=[badge]).reason == "already_has_badge"
+
+
+def test_a_timestamped_completion_is_the_badge_of_its_date_only_twin() -> None:
+    """The badge a date-only completion earned (issued at midnight) is the badge of the same
+    completion given later with its time of day, even where duplicates are allowed."""
+    midnight = make_badge("B0", "pending", issued_at=DAY)
+    decision = run(template=make_template(allow_duplicate_badges=True), existing=[midnight])
+    assert (decision.reason, decision.matched_badge_id) == ("already_issued", "B0")
+
+
+def test_a_date_only_completion_issues_at_midnight_utc() -> None:
+    decision = run(make_completion(completed_at=DAY, date_only=True))
+    assert (decision.outcome, decision.issued_at) == ("issue", DAY)
 
 
 # ---------------------------------------------------------------- the reason table
@@ -729,6 +1018,12 @@ RUNNER_CODES = [
     "not_found",
     "validation_failed",
 ]
+
+
+def test_every_flag_has_a_sentence() -> None:
+    assert set(FLAG_SENTENCES) == set(FLAGS)
+    for flag in FLAGS:
+        assert describe_flag(flag) != flag
 
 
 @pytest.mark.parametrize("code", RUNNER_CODES)

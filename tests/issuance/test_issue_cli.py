@@ -43,7 +43,8 @@ def db(world, emulator: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         sync(client, store, actor=ADMIN)
     replace_rules(
         store,
-        [BadgeRule(course_id="c-1", template_id="tpl-dup", expiration_months=3)],
+        # no duration: these 2024 backfills must not be already expired (rule 11 skips those)
+        [BadgeRule(course_id="c-1", template_id="tpl-dup")],
         actor=ADMIN,
     )
     return path

@@ -13,12 +13,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from credly_ops.issuance import (
+    FLAG_ADDS_EXPIRY,
+    FLAG_ALREADY_EXPIRED,
     FLAG_BACKFILL,
     FLAG_PREVIOUSLY_REJECTED,
+    FLAG_PREVIOUSLY_REVOKED,
     INVALID_REASONS,
     ISSUE_REASONS,
     SKIP_REASONS,
     UPDATE_REASONS,
+    DecideOptions,
     Plan,
     PlannedRow,
     decide,
@@ -229,7 +233,7 @@ def test_retakes_apply_in_completion_order_and_chain_updates() -> None:
         row(3, completed_at=datetime(2023, 3, 1, tzinfo=UTC)),
         row(4, completed_at=datetime(2022, 3, 1, tzinfo=UTC)),
     ]
-    p = make_plan(completions, rules=[rule])
+    p = make_plan(completions, rules=[rule], options=DecideOptions(include_expired=True))
     by_row = {r.row: r for r in p.rows}
     assert outcomes(p) == [
         (2, "update", "renewal"),
@@ -246,6 +250,25 @@ def test_retakes_apply_in_completion_order_and_chain_updates() -> None:
     assert [r.row for r in p.actionable()] == [4, 3, 2]
     # rule active from 2024-01-01: the two older completions are backfills
     assert [FLAG_BACKFILL in r.flags for r in p.rows] == [False, True, True]
+    # the badges rows 3 and 4 give expire before now: sent only as the CSM opted in
+    assert [FLAG_ALREADY_EXPIRED in r.flags for r in p.rows] == [False, True, True]
+
+
+def test_retakes_whose_badges_would_already_be_expired_are_skipped() -> None:
+    """Rule 11 in a plan: the expired retakes send nothing, the live one issues."""
+    rule = make_rule(method="issue_or_update", expiration_months=12)
+    completions = [
+        row(2, completed_at=datetime(2024, 3, 1, tzinfo=UTC)),
+        row(3, completed_at=datetime(2023, 3, 1, tzinfo=UTC)),
+        row(4, completed_at=datetime(2022, 3, 1, tzinfo=UTC)),
+    ]
+    p = make_plan(completions, rules=[rule])
+    assert outcomes(p) == [
+        (2, "issue", "new_badge"),
+        (3, "skip", "already_expired"),
+        (4, "skip", "already_expired"),
+    ]
+    assert p.rows[0].expires_at == datetime(2025, 3, 1, tzinfo=UTC)
 
 
 def test_an_earlier_planned_issue_blocks_a_second_one() -> None:
@@ -289,6 +312,7 @@ def test_an_update_then_the_same_expiry_is_up_to_date() -> None:
             ),
         ],
         badges=[existing],
+        now=datetime(2024, 2, 15, tzinfo=UTC),
     )
     # Jan 30 + 1 month and Jan 31 + 1 month both clamp to Feb 29
     assert outcomes(p) == [(2, "skip", "already_up_to_date"), (3, "update", "renewal")]
@@ -374,14 +398,45 @@ def test_backfill_rows_are_flagged_in_bulk_and_skipped_automatically() -> None:
     assert automatic.mode == "automatic"
 
 
-def test_previously_rejected_is_skipped_unless_opted_in() -> None:
-    rejected = make_badge("R1", "rejected")
-    skipped = make_plan([row(2)], badges=[rejected])
-    assert outcomes(skipped) == [(2, "skip", "previously_rejected")]
-    included = make_plan([row(2)], badges=[rejected], include_rejected=True)
-    assert outcomes(included) == [(2, "issue", "new_badge")]
-    assert included.rows[0].flags == {FLAG_PREVIOUSLY_REJECTED}
-    assert included.include_rejected
+@pytest.mark.parametrize(
+    ("state", "options", "flag"),
+    [
+        ("rejected", DecideOptions(include_rejected=True), FLAG_PREVIOUSLY_REJECTED),
+        ("revoked", DecideOptions(include_revoked=True), FLAG_PREVIOUSLY_REVOKED),
+    ],
+)
+def test_a_dead_badge_of_the_same_completion_is_skipped_unless_opted_in(
+    state: str, options: DecideOptions, flag: str
+) -> None:
+    """Re-running a cumulative export does not undo a revocation; a new completion of the same
+    student is issued as usual, unflagged; with the opt-in, the old one is issued anew, once."""
+    dead = make_badge("R1", state, issued_at=day(2))
+    completions = [
+        row(2),
+        row(3, course_id="C2", completed_at=day(2)),
+        row(4, completed_at=day(2) + timedelta(hours=1)),
+    ]
+    rules = [make_rule(), make_rule(course_id="C2", course_title="")]
+    templates = [make_template(allow_duplicate_badges=True)]
+    skipped = make_plan(completions, rules=rules, templates=templates, badges=[dead])
+    assert outcomes(skipped) == [
+        (2, "skip", f"previously_{state}"),
+        (3, "skip", f"previously_{state}"),  # the same completion through another course
+        (4, "issue", "new_badge"),
+    ]
+    assert skipped.rows[0].matched_badge_id == "R1"
+    assert skipped.rows[2].flags == frozenset()
+    included = make_plan(
+        completions, rules=rules, templates=templates, badges=[dead], options=options
+    )
+    assert outcomes(included) == [
+        (2, "issue", "new_badge"),
+        (3, "skip", "already_issued"),  # issued anew once, not twice
+        (4, "issue", "retake"),
+    ]
+    assert included.rows[0].flags == {flag}
+    assert included.rows[2].flags == frozenset()
+    assert included.options == options
 
 
 # ---------------------------------------------------------------- course title look-up
@@ -417,28 +472,56 @@ def test_title_lookup() -> None:
 # ---------------------------------------------------------------- keys
 
 
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
 def test_key_is_a_documented_hash() -> None:
-    text = "ada@example.com|T1|2024-02-03T09:00:00+00:00|issue"
-    expected = hashlib.sha256(text.encode()).hexdigest()[:32]
-    assert (
-        idempotency_key(" Ada@Example.com", "T1", day(2) + timedelta(microseconds=7), "issue")
-        == expected
-    )
+    expected = _sha("ada@example.com|T1|2024-02-03T09:00:00+00:00")
+    assert idempotency_key(" Ada@Example.com", "T1", day(2) + timedelta(microseconds=7)) == expected
     (only,) = make_plan([row(2)]).rows
     assert only.key == expected
+    day_only = _sha("ada@example.com|T1|2024-02-03")
+    assert idempotency_key(EMAIL, "T1", day(2), date_only=True) == day_only
+    (dated,) = make_plan(
+        [row(2, completed_at=datetime(2024, 2, 3, tzinfo=UTC), date_only=True)]
+    ).rows
+    assert (dated.date_only, dated.key) == (True, day_only)
 
 
 def test_keys_are_deterministic_and_distinguish_what_matters() -> None:
-    completions = [row(2), row(3, email="grace@example.com"), row(4, email="GRACE@example.com")]
+    completions = [
+        row(2),
+        row(3, email="grace@example.com"),
+        row(4, email="GRACE@example.com", completed_at=day(3)),
+    ]
     first = make_plan(completions)
     again = make_plan(list(reversed(completions)))
     assert [r.key for r in first.rows] == [r.key for r in again.rows]
-    assert len({r.key for r in first.rows}) == 3  # row 4 is a skip: another outcome, another key
-    base = idempotency_key(EMAIL, "T1", day(2), "issue")
-    assert idempotency_key(EMAIL, "T2", day(2), "issue") != base
-    assert idempotency_key(EMAIL, "T1", day(2) + timedelta(seconds=1), "issue") != base
-    assert idempotency_key(EMAIL, "T1", day(2), "update") != base
+    # row 4 repeats row 3's completion: another outcome (a skip), the same key
+    assert first.rows[2].reason == "duplicate_row" and first.rows[2].key == first.rows[1].key
+    assert len({r.key for r in first.rows}) == 2
+    base = idempotency_key(EMAIL, "T1", day(2))
+    assert idempotency_key(EMAIL, "T2", day(2)) != base
+    assert idempotency_key(EMAIL, "T1", day(2) + timedelta(seconds=1)) != base
+    assert idempotency_key("grace@example.com", "T1", day(2)) != base
+    assert idempotency_key(EMAIL, "T1", day(2), date_only=True) != base
+    same_day = day(2).replace(hour=23, minute=59)
+    assert idempotency_key(EMAIL, "T1", same_day, date_only=True) == idempotency_key(
+        EMAIL, "T1", day(2), date_only=True
+    )
     assert len(base) == 32 and int(base, 16) >= 0
+
+
+def test_a_completion_keeps_its_key_when_its_outcome_changes() -> None:
+    """A row planned ``issue`` may be decided ``update`` at send time: the same completion."""
+    planned_issue = make_plan([row(3)], rules=[make_rule(method="issue_or_update")]).rows[0]
+    existing = make_badge("REAL", "accepted", issued_at=day(1))
+    planned_update = make_plan(
+        [row(3)], rules=[make_rule(method="issue_or_update")], badges=[existing]
+    ).rows[0]
+    assert (planned_issue.outcome, planned_update.outcome) == ("issue", "update")
+    assert planned_issue.key == planned_update.key
 
 
 def test_renewals_of_one_badge_get_different_keys() -> None:
@@ -505,7 +588,7 @@ LARGE_RULES = {
 def test_planning_100k_rows_covers_every_row() -> None:
     """Correctness at scale (its speed is measured in benchmarks/bench_issue.py)."""
     completions, badges = _large_upload(100_000)
-    p = plan(completions, LARGE_RULES, LARGE_TEMPLATES, badges, now=NOW)
+    p = plan(completions, LARGE_RULES, LARGE_TEMPLATES, badges, now=T0)
     assert len(p.rows) == 100_000
     assert [r.row for r in p.rows] == [c.row for c in completions]
     counts = p.counts()
@@ -523,7 +606,8 @@ def test_one_student_with_thousands_of_retakes() -> None:
             last_name="R",
             course_id="C1",
             course_title="",
-            completed_at=T0 - timedelta(minutes=i),
+            # never at 00:00:00 UTC: a badge issued then carries every completion of its day
+            completed_at=T0 - timedelta(minutes=i, seconds=30),
             status=None,
             score=None,
             row=i + 2,
@@ -561,6 +645,7 @@ COMPLETIONS = st.builds(
     completed_at=MOMENTS,
     status=st.sampled_from([None, "passed", "failed"]),
     row=st.one_of(st.none(), st.integers(min_value=1, max_value=40)),
+    date_only=st.booleans(),
 )
 RULES = st.lists(
     st.builds(
@@ -612,7 +697,12 @@ REASONS_BY_OUTCOME = {
     templates=TEMPLATES,
     badges=BADGES,
     mode=st.sampled_from(["bulk", "automatic"]),
-    include_rejected=st.booleans(),
+    options=st.builds(
+        DecideOptions,
+        include_rejected=st.booleans(),
+        include_revoked=st.booleans(),
+        include_expired=st.booleans(),
+    ),
     invalid_rows=st.lists(
         st.tuples(st.integers(min_value=1, max_value=40), st.just("bad_date"), st.text(max_size=5)),
         max_size=3,
@@ -624,7 +714,7 @@ def test_plan_never_raises_and_keeps_every_row_once(
     templates: list[BadgeTemplate],
     badges: list[IssuedBadge],
     mode: str,
-    include_rejected: bool,
+    options: DecideOptions,
     invalid_rows: list[tuple[int, str, str]],
 ) -> None:
     p = make_plan(
@@ -633,7 +723,7 @@ def test_plan_never_raises_and_keeps_every_row_once(
         templates=templates,
         badges=badges,
         mode=mode,
-        include_rejected=include_rejected,
+        options=options,
         invalid_rows=invalid_rows,
     )
     expected_numbers = Counter(
@@ -699,3 +789,102 @@ def test_planning_gives_the_cycle_collector_back_as_it_found_it() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+# ---------------------------------------------------------------- date-only completions (rule 8)
+
+MAY_1 = datetime(2024, 5, 1, tzinfo=UTC)
+
+
+def dated(number: int, moment: datetime = MAY_1, **changes: Any) -> Completion:
+    return row(number, completed_at=moment, date_only=True, **changes)
+
+
+@pytest.mark.parametrize(
+    ("completions", "expected"),
+    [
+        # a date-only row, then the same day with a time: one completion
+        (
+            [dated(2), row(3, completed_at=MAY_1 + timedelta(hours=14, minutes=3))],
+            [(2, "issue", "new_badge"), (3, "skip", "duplicate_row")],
+        ),
+        # the other way round, whatever the order in the file
+        (
+            [row(2, completed_at=MAY_1 + timedelta(hours=14)), dated(3)],
+            [(2, "issue", "new_badge"), (3, "skip", "duplicate_row")],
+        ),
+        ([dated(2), dated(3)], [(2, "issue", "new_badge"), (3, "skip", "duplicate_row")]),
+        # two times of one day are two completions (a retake), and the next day is another day
+        (
+            [
+                row(2, completed_at=MAY_1 + timedelta(hours=9)),
+                row(3, completed_at=MAY_1 + timedelta(hours=15)),
+                dated(4, MAY_1 + timedelta(days=1)),
+            ],
+            [(2, "issue", "new_badge"), (3, "issue", "retake"), (4, "issue", "retake")],
+        ),
+        # another student, another course: not a repeat
+        (
+            [dated(2), dated(3, email="grace@example.com"), dated(4, course_id="C2")],
+            [(2, "issue", "new_badge"), (3, "issue", "new_badge"), (4, "skip", "no_rule")],
+        ),
+    ],
+)
+def test_a_date_only_row_is_the_same_completion_as_any_row_of_its_day(
+    completions: list[Completion], expected: list[tuple[int, str, str]]
+) -> None:
+    p = make_plan(completions, templates=[make_template(allow_duplicate_badges=True)])
+    assert outcomes(p) == expected
+
+
+def test_a_date_only_row_is_already_issued_against_a_badge_of_its_day() -> None:
+    badge = make_badge("B1", "accepted", issued_at=MAY_1 + timedelta(hours=16, minutes=20))
+    p = make_plan(
+        [dated(2)], templates=[make_template(allow_duplicate_badges=True)], badges=[badge]
+    )
+    assert outcomes(p) == [(2, "skip", "already_issued")]
+    assert p.rows[0].matched_badge_id == "B1"
+
+
+def test_a_timed_row_is_already_issued_against_the_badge_of_its_date_only_twin() -> None:
+    """An upload of dates only, then the LMS's export with times: no second badge."""
+    templates = [make_template(allow_duplicate_badges=True)]
+    first = make_plan([dated(2)], templates=templates)
+    (issued,) = first.rows
+    badge = make_badge("B1", "pending", issued_at=issued.issued_at or MAY_1)
+    second = make_plan(
+        [row(2, completed_at=MAY_1 + timedelta(hours=10, minutes=12))],
+        templates=templates,
+        badges=[badge],
+    )
+    assert outcomes(second) == [(2, "skip", "already_issued")]
+
+
+def test_across_two_courses_a_date_only_row_and_a_timed_row_earn_one_badge() -> None:
+    rules = [make_rule(), make_rule(course_id="C2", course_title="")]
+    completions = [
+        row(2, course_id="C2", completed_at=MAY_1 + timedelta(hours=8)),
+        dated(3),
+    ]
+    p = make_plan(completions, rules=rules, templates=[make_template(allow_duplicate_badges=True)])
+    assert outcomes(p) == [(2, "skip", "already_issued"), (3, "issue", "new_badge")]
+    assert p.rows[0].matched_badge_id == "planned:3"
+
+
+# ---------------------------------------------------------------- a badge that never expires
+
+
+def test_a_badge_that_never_expires_is_given_the_rules_expiry_once() -> None:
+    forever = make_badge(
+        "REAL", "accepted", issued_at=datetime(2022, 5, 5, tzinfo=UTC), expires_at=None
+    )
+    p = make_plan([row(2), row(3)], rules=[make_rule(method="update")], badges=[forever])
+    assert outcomes(p) == [(2, "update", "renewal"), (3, "update", "renewal")]
+    assert [r.flags for r in p.rows] == [frozenset({FLAG_ADDS_EXPIRY}), frozenset()]
+    assert p.flag_counts() == {FLAG_ADDS_EXPIRY: 1}
+    again = make_plan(
+        [row(2)],
+        rules=[make_rule(method="update")],
+        badges=[forever.model_copy(update={"expires_at": p.rows[0].expires_at})],
+    )
+    assert outcomes(again) == [(2, "skip", "already_up_to_date")]

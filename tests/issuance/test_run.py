@@ -53,6 +53,8 @@ ADMIN = Actor("admin@example.com", Role.ADMIN)
 CSM = Actor("csm@example.com", Role.CSM)
 VIEWER = Actor("viewer@example.com", Role.VIEWER)
 T0 = datetime(2024, 3, 1, 9, 30, tzinfo=UTC)
+#: the moment the tests plan at: after every completion, before any badge they issue expires
+NOW = datetime(2024, 6, 15, tzinfo=UTC)
 #: no backoff waits inside the client: the tests exercise the decisions, not the clock
 FAST = {"sleep": lambda _seconds: None}
 
@@ -101,6 +103,7 @@ def moment(hours: int) -> datetime:
 
 
 def start(ws: Workspace, data: bytes, actor: Actor = CSM, **kw: Any) -> str:
+    kw.setdefault("now", NOW)
     prepared = prepare(ws, actor, data, source_name="completions.csv", **kw)
     return create_job_from(ws, actor, prepared)
 
@@ -257,7 +260,7 @@ def test_update_rows_replace_the_badge_keeping_its_original_issued_at(ws: Worksp
             ("bob@example.com", "c-renew", at(100)),
         ]
     )
-    prepared = prepare(ws, CSM, data, source_name="renewals.csv")
+    prepared = prepare(ws, CSM, data, source_name="renewals.csv", now=NOW)
     assert [(r.outcome, r.target_badge_id) for r in prepared.plan.rows] == [
         ("update", "old-badge"),
         ("issue", None),
@@ -538,7 +541,10 @@ def test_the_same_file_twice_issues_nothing_new(ws: Workspace, world) -> None:
     )
     first = start(ws, data)
     # while the first job is unfinished, the same file resumes it instead of making another
-    assert find_unfinished_job(ws.store, prepare(ws, CSM, data, source_name="x").sha256) == first
+    assert (
+        find_unfinished_job(ws.store, prepare(ws, CSM, data, source_name="x", now=NOW).sha256)
+        == first
+    )
     assert start(ws, data) == first
     run_job(ws, CSM, first, client_options=FAST)
     before = sorted(b["id"] for b in emulator_badges(world))
@@ -563,7 +569,7 @@ def test_the_same_file_twice_issues_nothing_new(ws: Workspace, world) -> None:
     # and with the cache synced, the plan itself says so
     with ws.client() as client:
         sync(client, ws.store, full=True, actor=ADMIN)
-    again = prepare(ws, CSM, data, source_name="completions.csv")
+    again = prepare(ws, CSM, data, source_name="completions.csv", now=NOW)
     assert again.to_send == 0
     assert again.plan.reasons() == {"already_issued": 3, "already_up_to_date": 1}
 
@@ -573,7 +579,7 @@ def test_the_same_file_twice_issues_nothing_new(ws: Workspace, world) -> None:
 
 def test_a_viewer_can_plan_but_cannot_create_or_run_a_job(ws: Workspace, world) -> None:
     data = csv_bytes([("ada@example.com", "c-issue", at(0))])
-    prepared = prepare(ws, VIEWER, data, source_name="completions.csv")
+    prepared = prepare(ws, VIEWER, data, source_name="completions.csv", now=NOW)
     assert prepared.to_send == 1
     with pytest.raises(PermissionDenied):
         create_job_from(ws, VIEWER, prepared)
@@ -591,7 +597,7 @@ def test_a_viewer_can_plan_but_cannot_create_or_run_a_job(ws: Workspace, world) 
 def test_a_dry_run_writes_only_an_audit_row(ws: Workspace, world) -> None:
     data = csv_bytes([("ada@example.com", "c-issue", at(0)), ("bob@example.com", "x", at(1))])
     before = audit_actions(ws.store)
-    prepared = prepare(ws, VIEWER, data, source_name="dry.csv", refresh=False)
+    prepared = prepare(ws, VIEWER, data, source_name="dry.csv", refresh=False, now=NOW)
     record_dry_run(ws, VIEWER, prepared)
     with ws.store.session() as cur:
         counts = cur.execute(
@@ -615,7 +621,7 @@ def test_prepare_reports_the_readers_bad_rows_and_the_cache_freshness(ws: Worksp
         b"cy@example.com,Cy,C,c-issue,2024-03-01,lots\n"
         b"di@example.com,Di,D,c-issue,2024-03-01,1,extra\n"
     )
-    prepared = prepare(ws, CSM, data, source_name="mixed.csv")
+    prepared = prepare(ws, CSM, data, source_name="mixed.csv", now=NOW)
     assert prepared.freshness.synced and "just before planning" in prepared.freshness.sentence()
     assert len(prepared.file.errors) == 4
     invalid = {r.row: (r.reason, r.detail) for r in prepared.plan.rows if r.outcome == "invalid"}
@@ -650,7 +656,7 @@ def test_prepare_plans_from_the_cache_when_credly_cannot_be_reached(
         )
     )
     data = csv_bytes([("ada@example.com", "c-issue", at(0))])
-    prepared = prepare(offline, CSM, data, source_name="offline.csv", client_options=FAST)
+    prepared = prepare(offline, CSM, data, source_name="offline.csv", client_options=FAST, now=NOW)
     assert not prepared.freshness.synced and prepared.freshness.error == "network"
     assert "could not be reached" in prepared.freshness.sentence()
     assert prepared.to_send == 1

@@ -73,7 +73,7 @@ def issued(run, tmp_path: Path) -> Path:
     assert run("sync")[0] == 0
     replace_rules(
         Store(tmp_path / "cache.duckdb"),
-        [BadgeRule(course_id="c-1", template_id="tpl-dup", expiration_months=3)],
+        [BadgeRule(course_id="c-1", template_id="tpl-dup", expiration_months=600)],
         actor=ADMIN,
     )
     assert run("issue", str(tmp_path / "completions.csv"), "--yes")[0] == 0
@@ -124,7 +124,7 @@ def test_issue_json_for_a_dry_run_and_a_job(run, tmp_path: Path) -> None:
     assert run("sync")[0] == 0
     replace_rules(
         Store(tmp_path / "cache.duckdb"),
-        [BadgeRule(course_id="c-1", template_id="tpl-dup", expiration_months=3)],
+        [BadgeRule(course_id="c-1", template_id="tpl-dup", expiration_months=600)],
         actor=ADMIN,
     )
     file = str(tmp_path / "completions.csv")
@@ -211,7 +211,7 @@ def test_student_json(issued: Path, run) -> None:
         '      "reason": "already_issued",\n'
         '      "reminders": 0,\n'
         '      "sentence": "Completed c-1 on 1 May 2024 \\u2192 badge issued 1 May, pending for '
-        "less than a day, 0 reminders sent; expires 1 August 2024; accept link: "
+        "less than a day, 0 reminders sent; expires 1 May 2074; accept link: "
         f'{accept}.",\n'
         '      "status": null,\n'
         '      "verdict": "issued"\n'

@@ -97,6 +97,7 @@ def test_as_record_names_every_field_with_plain_values() -> None:
         "status": "passed",
         "score": 90,
         "row": 7,
+        "date_only": False,
     }
     assert type(record["status"]) is str  # the word, not the enum
     assert Completion(**record) == built  # a record builds the same completion back

@@ -3,7 +3,7 @@
 One :class:`CredlyClient` speaks to one organization.  It wraps a synchronous ``httpx.Client``,
 so one instance may be shared by several worker threads.
 
-Reads are retried on anything transient (see :mod:`credly_ops.credly.retry`).  Writes follow an
+Reads are retried on anything transient (see :mod:`credly_ops.retry`).  Writes follow an
 exactly-once discipline, because Credly has no idempotency key:
 
 * the request never left (:class:`~credly_ops.credly.errors.NotSent`) or Credly answered 429:
@@ -32,7 +32,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from credly_ops.credly import retry
+from credly_ops import retry
 from credly_ops.credly.errors import (
     AlreadyReplaced,
     AnswerTimedOut,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import httpx
 import pytest
 
-from credly_ops.credly import retry
+from credly_ops import retry
 from credly_ops.credly.client import CredlyClient
 from credly_ops.credly.errors import (
     AnswerTimedOut,

@@ -52,9 +52,11 @@ from tests.conftest import TEST_TOKEN, emulator_workspace
 ADMIN = Actor("admin@example.com", Role.ADMIN)
 CSM = Actor("csm@example.com", Role.CSM)
 VIEWER = Actor("viewer@example.com", Role.VIEWER)
-T0 = datetime(2024, 3, 1, 9, 30, tzinfo=UTC)
+#: completions some months back: far enough for the renewals 2,300 hours later to lie in the
+#: past, near enough for the rules' expiries to lie ahead (the runner decides at the real now)
+T0 = (datetime.now(UTC) - timedelta(days=150)).replace(hour=9, minute=30, second=0, microsecond=0)
 #: the moment the tests plan at: after every completion, before any badge they issue expires
-NOW = datetime(2024, 6, 15, tzinfo=UTC)
+NOW = datetime.now(UTC)
 #: no backoff waits inside the client: the tests exercise the decisions, not the clock
 FAST = {"sleep": lambda _seconds: None}
 
@@ -200,7 +202,12 @@ def test_a_job_issues_each_badge_once_with_the_completion_dates(ws: Workspace, w
     assert issued <= cached
     assert uploaded == (5,)  # every valid completion, whatever its outcome
     assert job[0] == CSM.name and job[1] == "completions.csv"
-    assert json.loads(job[2]) == {"encoding": None, "include_rejected": False}
+    assert json.loads(job[2]) == {
+        "encoding": None,
+        "include_expired": False,
+        "include_rejected": False,
+        "include_revoked": False,
+    }
     assert job[3] is not None and job[4] is not None
     actions = audit_actions(ws.store)
     for action in ("issue.job_created", "issue.run", "issue.job_finished"):
@@ -230,7 +237,7 @@ def test_the_report_has_one_line_per_input_row(ws: Workspace, world) -> None:
     assert set(lines[0]) == set(REPORT_COLUMNS)
     parsed = read_csv_report(report_csv(lines))
     assert [row["outcome"] for row in parsed] == ["issued", "skipped", "skipped", "invalid"]
-    assert parsed[0]["completed_at"] == "2024-03-01T09:30:00Z"
+    assert parsed[0]["completed_at"] == f"{T0:%Y-%m-%dT%H:%M:%SZ}"
 
 
 def test_update_rows_replace_the_badge_keeping_its_original_issued_at(ws: Workspace, world) -> None:
@@ -613,14 +620,15 @@ def test_a_dry_run_writes_only_an_audit_row(ws: Workspace, world) -> None:
 
 
 def test_prepare_reports_the_readers_bad_rows_and_the_cache_freshness(ws: Workspace) -> None:
+    day = f"{T0:%Y-%m-%d}"
     data = (
-        b"email,first_name,last_name,course_id,completed_at,score\n"
-        b"ada@example.com,Ada,L,c-issue,2024-03-01,90\n"
-        b"bad,Ada,L,c-issue,2024-03-01,90\n"
-        b"bob@example.com,Bob,B,c-issue,2999-01-01,90\n"
-        b"cy@example.com,Cy,C,c-issue,2024-03-01,lots\n"
-        b"di@example.com,Di,D,c-issue,2024-03-01,1,extra\n"
-    )
+        "email,first_name,last_name,course_id,completed_at,score\n"
+        f"ada@example.com,Ada,L,c-issue,{day},90\n"
+        f"bad,Ada,L,c-issue,{day},90\n"
+        "bob@example.com,Bob,B,c-issue,2999-01-01,90\n"
+        f"cy@example.com,Cy,C,c-issue,{day},lots\n"
+        f"di@example.com,Di,D,c-issue,{day},1,extra\n"
+    ).encode()
     prepared = prepare(ws, CSM, data, source_name="mixed.csv", now=NOW)
     assert prepared.freshness.synced and "just before planning" in prepared.freshness.sentence()
     assert len(prepared.file.errors) == 4

@@ -6,9 +6,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from credly_ops.config import Settings
+from credly_ops.config import DEFAULT_DB_DIR, Settings
 from credly_ops.credly.client import CredlyClient
-from credly_ops.store import Store
+from credly_ops.store import CacheIdentity, Store
+
+
+def cache_identity(settings: Settings) -> CacheIdentity:
+    """The organization a process configured with ``settings`` may keep in its cache."""
+    return CacheIdentity(settings.env.value, settings.org_id, settings.api_url)
 
 
 @dataclass
@@ -17,14 +22,23 @@ class Workspace:
     store: Store = field(init=False)
 
     def __post_init__(self) -> None:
-        self.store = Store(self.settings.db_path)
+        path = Path(self.settings.db_path)
+        self.store = Store(
+            path,
+            identity=cache_identity(self.settings),
+            create_folder=path.parent == DEFAULT_DB_DIR,
+        )
 
     @property
     def data_dir(self) -> Path:
         return Path(self.settings.db_path).parent
 
     def client(self, **kw: Any) -> CredlyClient:
-        """A client for the configured organization (starting the demo emulator if needed)."""
+        """A client for the configured organization (starting the demo emulator if needed).
+
+        The cache is opened first: a process configured for another organization than the
+        cache's stops here, before anything is sent to Credly."""
+        self.store.recorded_identity()
         if self.settings.is_demo:
             from credly_ops.credly.embedded import ensure_demo_emulator
 

@@ -122,7 +122,12 @@ _DAMAGE_MARKS = (
     "Failure while replaying WAL",
     "database has been invalidated",
 )
-_PERMISSION_MARKS = ("Permission denied", "Read-only file system", "read-only")
+_PERMISSION_MARKS = (
+    "Permission denied",
+    "Operation not permitted",
+    "Read-only file system",
+    "read-only",
+)
 _KEEP_IT = "the ledger and the audit trail live in it, so keep the file rather than delete it"
 
 
@@ -431,6 +436,7 @@ class Store:
                 con = self._connect()
                 if not self._migrated:
                     try:
+                        check_whole(con, self.path)
                         migrate(con)
                         if self.identity is not None:
                             check_identity(con, self.path, self.identity)
@@ -551,6 +557,26 @@ def write_audit(
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [to_db_time(utcnow()), actor.name, actor.role.value, action, target, job_id, outcome, text],
     )
+
+
+#: a DuckDB file starts with three 4 KiB headers, then its blocks
+_FILE_HEADERS = 3 * 4096
+
+
+def check_whole(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """A file shorter than the blocks its header counts was truncated: DuckDB would only notice
+    when a missing block is read, perhaps deep inside some later command."""
+    row = con.execute("SELECT block_size, total_blocks FROM pragma_database_size()").fetchone()
+    if row is None or not path.is_file():
+        return
+    expected = _FILE_HEADERS + int(row[0]) * int(row[1])
+    if int(row[1]) and path.stat().st_size < expected:
+        raise CacheUnreadable(
+            path,
+            "is damaged or is not a DuckDB database (truncated, overwritten or corrupt)",
+            "restore it from a backup, or move it aside (" + _KEEP_IT + ") and run "
+            "'credly-ops sync --full' to build a fresh cache from Credly",
+        )
 
 
 def read_identity(cur: duckdb.DuckDBPyConnection) -> CacheIdentity | None:

@@ -564,11 +564,12 @@ _FILE_HEADERS = 3 * 4096
 
 
 def check_whole(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """A file shorter than the blocks its header counts was truncated: DuckDB would only notice
+    """A file shorter than the blocks in use was truncated: DuckDB would only notice
     when a missing block is read, perhaps deep inside some later command."""
-    row = con.execute("SELECT block_size, total_blocks FROM pragma_database_size()").fetchone()
+    row = con.execute("SELECT block_size, used_blocks FROM pragma_database_size()").fetchone()
     if row is None or not path.is_file():
         return
+    # every block in use sits at its own place in the file (free blocks may lie past its end)
     expected = _FILE_HEADERS + int(row[0]) * int(row[1])
     if int(row[1]) and path.stat().st_size < expected:
         raise CacheUnreadable(

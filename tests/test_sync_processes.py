@@ -24,9 +24,11 @@ from credly_ops.timeutil import utcnow
 from tests.conftest import TEST_TOKEN
 from tests.test_sync import badge_records
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 BADGES, PAGE = 1_200, 100  # twelve badge pages
-LATENCY_MS = 350
+LATENCY_MS = 500
 
 SYNC_SCRIPT = """
 import sys
@@ -95,11 +97,12 @@ def test_a_long_sync_lets_another_process_read_between_pages(slow_emulator, tmp_
     out, err = proc.communicate()
     assert proc.returncode == 0, err
     assert out.split() == ["13", str(BADGES)]  # one template page and twelve badge pages
-    # the sync took many pages' time, and no read waited longer than about one page
+    # the sync took many pages' time, and no read waited longer than about one page (with room
+    # for a loaded machine; holding the file for the whole sync makes a read wait for all of it)
     page_seconds = LATENCY_MS / 1000
-    assert took > 6 * page_seconds
+    assert took > 8 * page_seconds
     assert len(waits) > 10
-    assert max(waits) < 3 * page_seconds, max(waits)
+    assert max(waits) < 4 * page_seconds, (max(waits), took)
     # the reads saw the sync progress page by page
     partial = {n for n in seen if 0 < n < BADGES}
     assert len(partial) >= 3, sorted(set(seen))

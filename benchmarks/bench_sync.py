@@ -24,8 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._emulator_process import EmulatorProcess
 from credly_ops.config import DEMO_API_TOKEN, DEMO_ORG_ID
 from credly_ops.credly.client import CredlyClient
+from credly_ops.reconcile import reconcile
 from credly_ops.store import Store
-from credly_ops.sync import reconcile, sync
+from credly_ops.sync import sync
 
 BADGES = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
 CHANGES = 100

@@ -12,15 +12,10 @@ from credly_ops.access import Actor, Role
 from credly_ops.config import DEMO_ORG_ID
 from credly_ops.credly.client import CredlyClient
 from credly_ops.credly.errors import InvalidToken
+from credly_ops.reconcile import reconcile
 from credly_ops.store import Store
-from credly_ops.sync import (
-    last_reconcile,
-    last_sync,
-    reconcile,
-    sync,
-    sync_health,
-    upsert_badges,
-)
+from credly_ops.sync import last_sync, sync, upsert_badges
+from credly_ops.sync_history import last_reconcile, sync_health
 from credly_ops.timeutil import utcnow
 from tests.conftest import TEST_TOKEN
 from tests.test_sync import badge_records

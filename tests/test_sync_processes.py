@@ -19,7 +19,8 @@ from credly_ops.config import DEMO_ORG_ID
 from credly_ops.credly.client import CredlyClient
 from credly_ops.credly.errors import InvalidToken
 from credly_ops.store import Store, to_db_time
-from credly_ops.sync import SyncRunning, sync, sync_health
+from credly_ops.sync import sync
+from credly_ops.sync_history import SyncRunning, sync_health
 from credly_ops.timeutil import utcnow
 from tests.conftest import TEST_TOKEN
 from tests.test_sync import badge_records
@@ -146,7 +147,9 @@ def test_a_killed_sync_is_reported_then_marked_interrupted(
     assert health.as_json()["last_sync_finished"] is False
 
     # the next sync marks it interrupted, and finishes
-    app.state.faults.configure(type(app.state.faults.config)())
+    from credly_ops.credly.emulator import FaultConfig
+
+    app.state.faults.configure(FaultConfig())  # no more latency
     with CredlyClient(base_url=api, org_id=DEMO_ORG_ID, token=TEST_TOKEN) as client:
         result = sync(client, store, actor=Actor("tester", Role.VIEWER))
     assert (result.kind, result.badges) == ("full", BADGES)

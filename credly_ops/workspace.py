@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,18 @@ class Workspace:
     @property
     def data_dir(self) -> Path:
         return Path(self.settings.db_path).parent
+
+    def status(self) -> dict[str, Any]:
+        """What ``credly-ops status`` prints: the configuration (token masked), the organization
+        the cache records, and the sync history's health (``last_sync``,
+        ``last_sync_finished``, ``unfinished_sync``, ``sync_warning``, ``last_reconcile``)."""
+        from credly_ops.sync_history import sync_health
+
+        info: dict[str, Any] = dict(self.settings.describe())
+        recorded = self.store.recorded_identity()
+        info["cache_organization"] = None if recorded is None else asdict(recorded)
+        info.update(sync_health(self.store).as_json())
+        return info
 
     def client(self, **kw: Any) -> CredlyClient:
         """A client for the configured organization (starting the demo emulator if needed).

@@ -290,3 +290,27 @@ def test_the_workspace_checks_the_cache_before_building_a_client(two_orgs, tmp_p
     with pytest.raises(CacheOfAnotherOrganization):
         Workspace(settings_b).client()
     assert log.requests == []
+
+
+def test_status_names_the_cache_organization_and_the_sync_health(two_orgs, tmp_path: Path) -> None:
+    api, _ = two_orgs
+    settings = load_settings(
+        env="sandbox", org_id=ORG_A, api_token=TEST_TOKEN, api_url=api, db=tmp_path / "c.duckdb"
+    )
+    ws = Workspace(settings)
+    before = ws.status()
+    assert before["cache_organization"] == {
+        "environment": "sandbox",
+        "organization_id": ORG_A,
+        "api_url": api,
+    }
+    assert before["last_sync"] is None and before["last_sync_finished"] is True
+    assert before["last_reconcile"] is None
+    from credly_ops.sync import sync
+
+    with ws.client() as client:
+        sync(client, ws.store)
+    after = ws.status()
+    assert after["last_sync"]["badges"] == 8
+    assert after["sync_warning"] is None
+    assert TEST_TOKEN not in json.dumps(after, default=str)

@@ -4,12 +4,18 @@ Precedence, per key: explicit arguments, then the ``[credly]`` section of
 ``.streamlit/secrets.toml``, then environment variables (``CREDLY_ENV``, ``CREDLY_ORG_ID``,
 ``CREDLY_API_TOKEN``, ``CREDLY_API_URL``, ``CREDLY_OPS_DB``).  With no organization and token
 configured the environment is ``demo``: the built-in emulator on a loopback port.
+
+One cache per organization: unless a cache file is named (``--db``, ``db`` in the secrets,
+``CREDLY_OPS_DB``), sandbox and production use ``data/<env>-<org_id>.duckdb``, so switching the
+configuration from one organization to another never mixes their badges, rules or ledger; the
+demo keeps ``data/credly_ops.duckdb``.
 """
 
 from __future__ import annotations
 
 import getpass
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,7 +26,9 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 from credly_ops.models import Environment
 from credly_ops.redaction import mask_secret
 
-DEFAULT_DB_PATH = Path("data/credly_ops.duckdb")
+DEFAULT_DB_DIR = Path("data")
+#: the demo's cache (and, before one cache per organization, everyone's)
+DEFAULT_DB_PATH = DEFAULT_DB_DIR / "credly_ops.duckdb"
 DEFAULT_SECRETS_PATH = Path(".streamlit/secrets.toml")
 DEMO_ORG_ID = "5f6d0c61-8a8a-4a53-9c1e-0d3c1ab7de00"
 DEMO_API_TOKEN = "demo-token-not-a-secret"  # noqa: S105 - the emulator's public demo token
@@ -79,6 +87,15 @@ class Settings(BaseModel):
             "token": mask_secret(self.api_token.get_secret_value()),
             "database": str(self.db_path),
         }
+
+
+def default_db_path(env: Environment | str, org_id: str) -> Path:
+    """The cache file used when none is named: one per environment and organization."""
+    environment = Environment(env)
+    if environment is Environment.DEMO:
+        return DEFAULT_DB_PATH
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", org_id.strip()).strip(".") or "_"
+    return DEFAULT_DB_DIR / f"{environment.value}-{safe}.duckdb"
 
 
 def read_secrets_section(path: Path) -> dict[str, Any]:
@@ -155,7 +172,7 @@ def load_settings(
         org_id=chosen_org.strip(),
         api_token=SecretStr(chosen_token.strip()),
         api_url=url,
-        db_path=Path(pick("db") or DEFAULT_DB_PATH),
+        db_path=Path(pick("db") or default_db_path(environment, chosen_org)),
     )
 
 

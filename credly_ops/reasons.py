@@ -74,6 +74,7 @@ REASONS: dict[str, str] = {
     "rate_limited": "Credly asked us to slow down; the request will be tried again later.",
     "server_error": "Credly had an internal error.",
     "network": "Credly could not be reached over the network.",
+    "sync_running": "Another process was syncing the cache for longer than a plan waits.",
     "timeout": "Credly did not answer in time.",
     "outcome_unknown": (
         "The request reached Credly but no answer came back; check Credly before sending again."

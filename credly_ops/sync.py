@@ -5,8 +5,15 @@
 * An **incremental** sync reads ``/badges`` newest-change first (``sort=-updated_at``) and stops
   at the previous sync's high-water mark, so its cost grows with the changes, not with the size
   of the organization.  Without a previous sync it is a full one.
+* A **reconciliation** (:func:`credly_ops.reconcile.reconcile`) reads only the ids of every
+  badge and removes the cached ones Credly no longer has (deleted badges never show in an
+  incremental sync).
 
-Each unit of work is one page, so another process can use the cache between pages.
+Each unit of work is one page: the file is held while a page is written and let go while the
+next one is read from Credly, so the app, a CLI job and a cron sync take turns.  Every page also
+refreshes the sync's heartbeat in the sync history, so a sync whose process was killed is told
+from a live one (:mod:`credly_ops.sync_history`: ``sync_health``, and the next sync marks it
+``interrupted``).
 """
 
 from __future__ import annotations
@@ -24,8 +31,29 @@ import pandas as pd
 
 from credly_ops.access import SYSTEM_ACTOR, Actor, Permission, require
 from credly_ops.models import BadgeTemplate, IssuedBadge, normalize_email
-from credly_ops.store import Store, from_db_time, to_db_time, write_audit
+from credly_ops.store import Store, to_db_time, write_audit
+from credly_ops.sync_history import (
+    SYNC_STALE_AFTER,
+    beat,
+    claim_sync,
+    last_sync,
+    record_failure,
+)
 from credly_ops.timeutil import utcnow
+
+__all__ = [
+    "BADGE_COLUMNS",
+    "HIGH_WATER_OVERLAP",
+    "Progress",
+    "SyncResult",
+    "SyncSource",
+    "badge_row",
+    "last_sync",
+    "prefetched",
+    "sync",
+    "upsert_badges",
+    "upsert_templates",
+]
 
 #: how far below the previous high-water mark an incremental sync still reads.  Every
 #: ``updated_at`` comes from Credly's own clock, so badges stamped exactly at the mark are the
@@ -176,23 +204,6 @@ def upsert_templates(
         )
 
 
-def last_sync(store: Store) -> dict[str, Any] | None:
-    """The latest finished sync, or ``None``."""
-    with store.session() as cur:
-        row = cur.execute(
-            "SELECT id, kind, started_at, finished_at, templates, badges, changed, pages, "
-            "high_water FROM syncs WHERE status = 'ok' ORDER BY id DESC LIMIT 1"
-        ).fetchone()
-    if row is None:
-        return None
-    keys = ("id", "kind", "started_at", "finished_at", "templates", "badges", "changed", "pages")
-    out = dict(zip(keys, row[:8], strict=True))
-    out["started_at"] = from_db_time(out["started_at"])
-    out["finished_at"] = from_db_time(out["finished_at"])
-    out["high_water"] = from_db_time(row[8])
-    return out
-
-
 def sync(
     client: SyncSource,
     store: Store,
@@ -201,8 +212,14 @@ def sync(
     actor: Actor = SYSTEM_ACTOR,
     progress: Progress | None = None,
     now: Callable[[], datetime] = utcnow,
+    stale_after: timedelta = SYNC_STALE_AFTER,
 ) -> SyncResult:
-    """Bring the cache up to date with Credly; records the sync, a snapshot and an audit row."""
+    """Bring the cache up to date with Credly; records the sync, a snapshot and an audit row.
+
+    The file is held one page at a time, never while Credly is being read.  A sync left
+    ``running`` by a process that died is marked ``interrupted`` first; while another live
+    sync runs, :class:`SyncRunning` is raised and nothing is read from Credly.
+    """
     require(actor, Permission.SYNC)
     started = time.perf_counter()
     started_at = now()
@@ -210,44 +227,28 @@ def sync(
     kind: Literal["full", "incremental"] = (
         "full" if full or previous is None or previous["high_water"] is None else "incremental"
     )
-    with store.held():
+    sync_id = claim_sync(store, kind, started_at, stale_after, actor)
+    try:
+        templates = client.list_templates()
+        pages = 1 + (len(templates) - 1) // 50 if templates else 1
         with store.transaction() as cur:
-            row = cur.execute("SELECT coalesce(max(id), 0) + 1 FROM syncs").fetchone()
-            sync_id = int(row[0]) if row else 1
-            cur.execute(
-                "INSERT INTO syncs (id, kind, started_at, status) VALUES (?, ?, ?, 'running')",
-                [sync_id, kind, to_db_time(started_at)],
+            upsert_templates(cur, templates, synced_at=started_at)
+            beat(cur, sync_id, pages=pages, read=0, changed=0)
+        if kind == "full":
+            changed, removed, badge_pages = _full_badges(
+                client, store, sync_id, started_at, pages, progress
             )
-        try:
-            templates = client.list_templates()
-            with store.transaction() as cur:
-                upsert_templates(cur, templates, synced_at=started_at)
-            pages = 1 + (len(templates) - 1) // 50 if templates else 1
-            if kind == "full":
-                changed, badge_pages = _full_badges(client, store, started_at, progress)
-            else:
-                assert previous is not None
-                changed, badge_pages = _incremental_badges(
-                    client, store, started_at, previous["high_water"], progress
-                )
-            pages += badge_pages
-            result = _finish(store, sync_id, kind, started_at, changed, pages, started, actor)
-        except BaseException as exc:
-            with store.transaction() as cur:
-                cur.execute(
-                    "UPDATE syncs SET status = 'failed', finished_at = ?, error = ? WHERE id = ?",
-                    [to_db_time(now()), type(exc).__name__ + ": " + str(exc)[:500], sync_id],
-                )
-                write_audit(
-                    cur,
-                    actor=actor,
-                    action="sync",
-                    target=kind,
-                    outcome="failed",
-                    detail={"error": type(exc).__name__},
-                )
-            raise
-    return result
+        else:
+            assert previous is not None
+            changed, badge_pages = _incremental_badges(
+                client, store, sync_id, started_at, previous["high_water"], pages, progress
+            )
+            removed = 0
+        pages += badge_pages
+        return _finish(store, sync_id, kind, started_at, changed, removed, pages, started, actor)
+    except BaseException as exc:
+        record_failure(store, sync_id, kind, exc, actor, now)
+        raise
 
 
 def prefetched(pages: Iterable[T], depth: int = 2) -> Iterator[T]:
@@ -292,14 +293,22 @@ def prefetched(pages: Iterable[T], depth: int = 2) -> Iterator[T]:
 
 
 def _full_badges(
-    client: SyncSource, store: Store, started_at: datetime, progress: Progress | None
-) -> tuple[int, int]:
+    client: SyncSource,
+    store: Store,
+    sync_id: int,
+    started_at: datetime,
+    pages_before: int,
+    progress: Progress | None,
+) -> tuple[int, int, int]:
+    """Every badge, a page per unit of work; then the ones Credly no longer has go.
+    Returns (changed, removed, pages)."""
     changed = pages = seen = 0
     for items in prefetched(client.high_volume_pages()):
         pages += 1
         seen += len(items)
         with store.transaction() as cur:
             changed += upsert_badges(cur, items, synced_at=started_at)
+            beat(cur, sync_id, pages=pages_before + pages, read=seen, changed=changed)
         if progress:
             progress(seen, f"{seen:,} badges read")
     with store.transaction() as cur:
@@ -308,14 +317,16 @@ def _full_badges(
         ).fetchone()
         removed = int(row[0]) if row else 0
         cur.execute("DELETE FROM badges WHERE synced_at < ?", [to_db_time(started_at)])
-    return changed + removed, pages
+    return changed + removed, removed, pages
 
 
 def _incremental_badges(
     client: SyncSource,
     store: Store,
+    sync_id: int,
     started_at: datetime,
     high_water: datetime,
+    pages_before: int,
     progress: Progress | None,
 ) -> tuple[int, int]:
     floor = high_water - HIGH_WATER_OVERLAP
@@ -325,10 +336,11 @@ def _incremental_badges(
         items, info = client.badges_page(page, sort="-updated_at")
         pages += 1
         fresh = [b for b in items if b.updated_at is None or b.updated_at >= floor]
-        if fresh:
-            with store.transaction() as cur:
-                changed += upsert_badges(cur, fresh, synced_at=started_at)
         seen += len(fresh)
+        with store.transaction() as cur:
+            if fresh:
+                changed += upsert_badges(cur, fresh, synced_at=started_at)
+            beat(cur, sync_id, pages=pages_before + pages, read=seen, changed=changed)
         if progress:
             progress(seen, f"{seen:,} changed badges read")
         total_pages = int(getattr(info, "total_pages", 1) or 1)
@@ -344,6 +356,7 @@ def _finish(
     kind: Literal["full", "incremental"],
     started_at: datetime,
     changed: int,
+    removed: int,
     pages: int,
     started: float,
     actor: Actor,
@@ -361,14 +374,17 @@ def _finish(
             [sync_id, to_db_time(started_at)],
         )
         seconds = time.perf_counter() - started
+        finished = to_db_time(utcnow())
         cur.execute(
-            "UPDATE syncs SET status = 'ok', finished_at = ?, templates = ?, badges = ?, "
-            "changed = ?, pages = ?, high_water = ? WHERE id = ?",
+            "UPDATE syncs SET status = 'ok', finished_at = ?, heartbeat_at = ?, templates = ?, "
+            "badges = ?, changed = ?, removed = ?, pages = ?, high_water = ? WHERE id = ?",
             [
-                to_db_time(utcnow()),
+                finished,
+                finished,
                 n_templates,
                 n_badges,
                 changed,
+                removed,
                 pages,
                 high_water,
                 sync_id,

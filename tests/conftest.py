@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from credly_ops import config
-from credly_ops.store import Store
+from credly_ops.models import Environment
+from credly_ops.store import CacheIdentity, Store
 
 TEST_TOKEN = "tok-0123456789abcdef-SECRET"
 
@@ -118,7 +119,9 @@ def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoSite]:
         seed_demo(world, demo)
     server = serve_in_thread(create_app(world), host="127.0.0.1", port=0)
     api_url = f"{server.url}/v1"
-    store = Store(root / "demo.duckdb")
+    # recorded as the demo organization's, as the app's own demo build does
+    identity = CacheIdentity(Environment.DEMO.value, config.DEMO_ORG_ID, api_url)
+    store = Store(root / "demo.duckdb", identity=identity)
     load_cache(store, demo)
     with CredlyClient(
         base_url=api_url, org_id=config.DEMO_ORG_ID, token=config.DEMO_API_TOKEN

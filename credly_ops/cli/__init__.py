@@ -79,7 +79,8 @@ class _InOrder(click.Group):
 @click.option(
     "--db",
     metavar="FILE",
-    help="DuckDB cache file (default: CREDLY_OPS_DB or data/credly_ops.duckdb)",
+    help="DuckDB cache file (default: CREDLY_OPS_DB, else one file per organization in data/: "
+    "data/<env>-<org>.duckdb; the demo uses data/credly_ops.duckdb)",
 )
 @click.option("-v", "--verbose", is_flag=True, help="log requests to stderr")
 @click.pass_context

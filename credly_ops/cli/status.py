@@ -1,4 +1,7 @@
-"""``credly-ops status``: the configuration (token masked) and the last sync, as JSON."""
+"""``credly-ops status``: the configuration (token masked), the organization the cache records
+and the sync history's health, as JSON: ``last_sync``, ``last_sync_finished`` (false after a
+sync that did not finish), ``unfinished_sync``, ``sync_warning`` (a sentence, or null) and
+``last_reconcile``."""
 
 from __future__ import annotations
 
@@ -18,10 +21,6 @@ from credly_ops.cli.output import print_json
 )
 @pass_command_line
 def command(cl: CommandLine) -> ExitCode:
-    from credly_ops.sync import last_sync
-
-    settings = cl.settings()
-    info: dict[str, Any] = dict(settings.describe())
-    info["last_sync"] = last_sync(cl.workspace(settings).store)
+    info: dict[str, Any] = cl.workspace().status()
     print_json(info)
     return ExitCode.OK

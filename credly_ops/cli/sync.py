@@ -1,4 +1,9 @@
-"""``credly-ops sync [--full] [--json]``: pull templates and issued badges into the cache.
+"""``credly-ops sync [--full | --reconcile] [--json]``: pull templates and issued badges into
+the cache, or reconcile it with what Credly still holds.
+
+``--reconcile`` is an id-only pass over Credly's export that removes cached badges Credly no
+longer has (deleted there, e.g. a GDPR erasure, which an incremental sync cannot see); its
+``--json`` prints ``{"badges", "pages", "removed", "seconds", "seen"}``.
 
 ``--json`` prints ``{"badges", "changed", "pages", "seconds", "templates"}`` (sorted keys).
 A progress bar shows on a terminal.
@@ -11,6 +16,7 @@ import click
 from credly_ops.cli.context import CommandLine, pass_command_line
 from credly_ops.cli.exits import ExitCode
 from credly_ops.cli.output import print_json, progress_bar
+from credly_ops.workspace import Workspace
 
 
 @click.command(
@@ -20,12 +26,21 @@ from credly_ops.cli.output import print_json, progress_bar
     "Incremental by default: only what changed since the last sync.",
 )
 @click.option("--full", is_flag=True, help="read everything, not only changes")
+@click.option(
+    "--reconcile",
+    is_flag=True,
+    help="remove cached badges Credly no longer has (an id-only pass; run it daily)",
+)
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 @pass_command_line
-def command(cl: CommandLine, full: bool, as_json: bool) -> ExitCode:
+def command(cl: CommandLine, full: bool, reconcile: bool, as_json: bool) -> ExitCode:
     from credly_ops.sync import sync
 
+    if full and reconcile:
+        raise click.UsageError("--full and --reconcile cannot be given together")
     ws = cl.workspace()
+    if reconcile:
+        return _reconcile(cl, ws, as_json=as_json)
     with progress_bar("sync") as progress, ws.client() as client:
         result = sync(client, ws.store, full=full, actor=cl.actor, progress=progress)
     if as_json:
@@ -36,5 +51,20 @@ def command(cl: CommandLine, full: bool, as_json: bool) -> ExitCode:
         print(
             f"{result.kind} sync: {result.templates} templates, {result.badges:,} badges cached; "
             f"{result.changed:,} changed; {result.pages} pages in {result.seconds:.1f} s"
+        )
+    return ExitCode.OK
+
+
+def _reconcile(cl: CommandLine, ws: Workspace, *, as_json: bool) -> ExitCode:
+    from credly_ops.reconcile import reconcile
+
+    with progress_bar("reconcile") as progress, ws.client() as client:
+        result = reconcile(client, ws.store, actor=cl.actor, progress=progress)
+    if as_json:
+        print_json(result.as_json())
+    else:
+        print(
+            f"reconcile: {result.seen:,} badges on Credly, {result.removed:,} removed from the "
+            f"cache ({result.badges:,} cached); {result.pages} pages in {result.seconds:.1f} s"
         )
     return ExitCode.OK

@@ -485,11 +485,31 @@ class CredlyClient:
             "start_date": _search_time(start_date),
             "end_date": _search_time(end_date),
         }
-        params: dict[str, str] | None = {k: v for k, v in first.items() if v is not None}
+        params: dict[str, str] = {k: v for k, v in first.items() if v is not None}
+        for data in self._high_volume_data(params):
+            yield _models(IssuedBadge, data, "issued badge")
+
+    def high_volume_id_pages(self) -> Iterator[list[str]]:
+        """The id of every issued badge, one list per page of the high-volume search in its
+        ``minimal`` format: the cheapest way to learn which badges Credly still has."""
+        for data in self._high_volume_data({"badge_format": "minimal"}):
+            if not isinstance(data, list):
+                raise CredlyError("Credly's high-volume search answered without a list of badges")
+            ids: list[str] = []
+            for item in data:
+                badge_id = item.get("id") if isinstance(item, dict) else None
+                if not isinstance(badge_id, str) or not badge_id:
+                    raise CredlyError("Credly's high-volume search listed a badge without an id")
+                ids.append(badge_id)
+            yield ids
+
+    def _high_volume_data(self, first: dict[str, str]) -> Iterator[Any]:
+        """The ``data`` of each page of the high-volume search, following its cursor."""
+        params: dict[str, str] | None = first
         url = self._path("high_volume_issued_badge_search")
         while True:
             envelope = self._get_json(url, params)
-            yield _models(IssuedBadge, envelope.get("data"), "issued badge")
+            yield envelope.get("data")
             meta = envelope.get("metadata")
             next_url = meta.get("next_page_url") if isinstance(meta, dict) else None
             if not next_url:

@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -62,6 +63,7 @@ from credly_ops.reasons import describe
 from credly_ops.rules import load_rules, load_templates
 from credly_ops.store import Store, from_db_time, write_audit
 from credly_ops.sync import last_sync, sync
+from credly_ops.sync_history import SyncRunning
 from credly_ops.timeutil import ago, utcnow
 from credly_ops.workspace import Workspace
 
@@ -333,16 +335,34 @@ def badges_for_emails(store: Store, emails: Iterable[str]) -> dict[str, list[Iss
     return out
 
 
+#: how long a plan waits for a sync another process is running before it plans without one
+WAIT_FOR_SYNC_SECONDS = 60.0
+
+
 def refresh_cache(
     ws: Workspace, actor: Actor, client_options: Mapping[str, Any] | None = None
 ) -> CacheFreshness:
-    """An incremental sync when Credly can be reached; otherwise say how old the cache is."""
+    """An incremental sync when Credly can be reached; otherwise say how old the cache is.
+
+    When another process is syncing (a cron ``credly-ops sync``), this waits for it, up to
+    :data:`WAIT_FOR_SYNC_SECONDS`, and then syncs the little that changed since."""
+    deadline = time.monotonic() + WAIT_FOR_SYNC_SECONDS
     try:
-        with ws.client(**dict(client_options or {})) as client:
-            result = sync(client, ws.store, actor=actor)
-    except (CredlyError, OSError, ValueError) as exc:
+        while True:
+            try:
+                with ws.client(**dict(client_options or {})) as client:
+                    result = sync(client, ws.store, actor=actor)
+                break
+            except SyncRunning:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(1.0)
+    except (CredlyError, OSError, ValueError, SyncRunning) as exc:
         info = last_sync(ws.store)
-        kind = exc.kind if isinstance(exc, CredlyError) else "network"
+        if isinstance(exc, CredlyError):
+            kind = exc.kind
+        else:
+            kind = "sync_running" if isinstance(exc, SyncRunning) else "network"
         return CacheFreshness(False, info["finished_at"] if info else None, error=kind)
     info = last_sync(ws.store)
     return CacheFreshness(True, info["finished_at"] if info else utcnow(), changed=result.changed)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,11 +12,15 @@ from credly_ops.config import Settings
 from credly_ops.credly.client import CredlyClient
 from credly_ops.store import Store
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Workspace:
     settings: Settings
     store: Store = field(init=False)
+    _demo_credly: threading.Thread | None = field(init=False, default=None, repr=False)
+    _demo_credly_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.store = Store(self.settings.db_path)
@@ -24,9 +30,42 @@ class Workspace:
         return Path(self.settings.db_path).parent
 
     def client(self, **kw: Any) -> CredlyClient:
-        """A client for the configured organization (starting the demo emulator if needed)."""
+        """A client for the configured organization (starting the demo emulator if needed;
+        if it is starting in the background, this waits for it)."""
         if self.settings.is_demo:
             from credly_ops.credly.embedded import ensure_demo_emulator
 
             ensure_demo_emulator(self.settings)
         return CredlyClient.from_settings(self.settings, **kw)
+
+    def start_demo_credly(self) -> None:
+        """In the demo, start the embedded Credly in a background thread, once, and return at
+        once: nothing waits for it but what needs it (:meth:`client`, and
+        :meth:`wait_for_demo_credly`).  Outside the demo this does nothing."""
+        if not self.settings.is_demo:
+            return
+        with self._demo_credly_lock:
+            if self._demo_credly is None:
+                self._demo_credly = threading.Thread(
+                    target=self._start_demo_credly, name="demo-credly", daemon=True
+                )
+                self._demo_credly.start()
+
+    def wait_for_demo_credly(self, timeout: float | None = None) -> bool:
+        """Whether the demo Credly's start is over, waiting up to ``timeout`` seconds (``None``:
+        until it is).  True outside the demo.  A start that failed is over too: the next
+        :meth:`client` tries again and raises the reason."""
+        if not self.settings.is_demo:
+            return True
+        self.start_demo_credly()
+        assert self._demo_credly is not None
+        self._demo_credly.join(timeout)
+        return not self._demo_credly.is_alive()
+
+    def _start_demo_credly(self) -> None:
+        from credly_ops.credly.embedded import ensure_demo_emulator
+
+        try:
+            ensure_demo_emulator(self.settings)
+        except Exception:
+            log.exception("the demo Credly did not start; the next use of it tries again")

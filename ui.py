@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +17,9 @@ from credly_ops.access import (
     Actor,
     AuthConfigError,
     Permission,
+    SignInDecision,
     access_policy,
+    decide_sign_in,
 )
 from credly_ops.config import ConfigError, Settings, load_settings, read_secrets_file
 from credly_ops.logs import install_redaction
@@ -137,11 +140,10 @@ def sign_in() -> Actor:
         return LOCAL_ACTOR
     if not st.user.is_logged_in:
         _only_page(_sign_in_view(policy), "Sign in", ":material/login:")
-    email = str(st.user.get("email") or "")
-    role = policy.role_for(email)
-    if role is None:
-        _only_page(_no_access_view(email), "No access", ":material/block:")
-    actor = Actor(email, role)
+    decision = decide_sign_in(policy, st.user.to_dict())
+    if decision.role is None:
+        _only_page(_no_access_view(decision), "No access", ":material/block:")
+    actor = Actor(decision.email, decision.role)
     st.session_state["actor"] = actor
     return actor
 
@@ -174,16 +176,20 @@ def _sign_in_view(policy: AccessPolicy) -> Callable[[], None]:
     return view
 
 
-def _no_access_view(email: str) -> Callable[[], None]:
+def _no_access_view(decision: SignInDecision) -> Callable[[], None]:
     def view() -> None:
         st.title("No access")
-        st.write(
-            f"You are signed in as **{email or 'an account without an email'}**, which has no "
-            "role in credly-ops. Ask an administrator to add you."
-        )
+        who = decision.email or "an account without an email"
+        st.markdown(f"You are signed in as **{_md(who)}**.")
+        st.warning(_md(decision.reason), icon=":material/block:")
         st.button("Sign out", on_click=st.logout)
 
     return view
+
+
+def _md(text: str) -> str:
+    """Text from an ID token shown literally inside Markdown."""
+    return re.sub(r"([\\`*_{}\[\]#|<>~$])", r"\\\1", text)
 
 
 def require(permission: Permission) -> Actor:

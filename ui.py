@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import streamlit as st
 
@@ -17,28 +18,40 @@ from credly_ops.access import (
     Actor,
     AuthConfigError,
     Permission,
+    SignInDecision,
     access_policy,
+    decide_sign_in,
 )
 from credly_ops.config import ConfigError, Settings, load_settings, read_secrets_file
 from credly_ops.logs import install_redaction
 from credly_ops.loopback import is_loopback
-from credly_ops.store import SETTING_INTEGRATION_NAME, CacheBusy
-from credly_ops.sync import last_sync, sync
-from credly_ops.workspace import Workspace
+
+if TYPE_CHECKING:
+    # the cache, the sync and pandas load after the navigation is on screen (first paint)
+    from credly_ops.workspace import Workspace
 
 
 @st.cache_resource(show_spinner="Starting credly-ops…")
 def workspace() -> Workspace:
-    """One workspace (settings and cache handle) for the whole server process; in the demo,
-    the embedded Credly emulator is started with it (or found, if another process runs it)."""
+    """One workspace (settings and cache handle) for the whole server process.  In the demo,
+    the embedded Credly emulator starts with it in the background (or is found, if another
+    process runs it): the first paint never waits for it; what needs it waits
+    (``Workspace.client`` and :func:`wait_for_demo_credly`)."""
+    from credly_ops.workspace import Workspace
+
     settings = load_settings()
     install_redaction([settings.api_token.get_secret_value()])
-    if settings.is_demo:
-        # the demo Credly also serves the template pictures the pages show
-        from credly_ops.emulators.embedded import ensure_demo_emulator
+    ws = Workspace(settings)
+    ws.start_demo_credly()
+    return ws
 
-        ensure_demo_emulator(settings)
-    return Workspace(settings)
+
+def wait_for_demo_credly(ws: Workspace) -> None:
+    """For pages that show what the demo Credly serves (the template pictures): wait for its
+    start, saying so while it lasts."""
+    if not ws.wait_for_demo_credly(timeout=0):
+        with st.spinner("Starting the demo Credly…"):
+            ws.wait_for_demo_credly()
 
 
 def current_actor() -> Actor:
@@ -79,6 +92,24 @@ def pages_for(actor: Actor) -> list[PageSpec]:
     return [page for page in PAGES if actor.can(page.permission)]
 
 
+def navigation(actor: Actor) -> st.Page:
+    """Route to the pages this actor may open, and list them at the top of the sidebar.
+
+    The list is drawn here, not by Streamlit: its own sidebar navigation is switched off
+    (``client.showSidebarNavigation = false`` in ``.streamlit/config.toml``) because, until
+    ``st.navigation`` runs, it shows the raw file names in ``pages/``, unguarded.  Call this
+    before anything slow, so the navigation is the first thing on screen."""
+    pages = [
+        st.Page(spec.path, title=spec.title, icon=spec.icon, default=i == 0)
+        for i, spec in enumerate(pages_for(actor))
+    ]
+    current = st.navigation(pages, position="hidden")
+    with st.sidebar.container(key="navigation"):
+        for page in pages:
+            st.page_link(page, label=page.title, icon=page.icon, use_container_width=True)
+    return current
+
+
 @st.cache_resource
 def access() -> AccessPolicy:
     return access_policy(read_secrets_file())
@@ -107,11 +138,10 @@ def sign_in() -> Actor:
         return LOCAL_ACTOR
     if not st.user.is_logged_in:
         _only_page(_sign_in_view(policy), "Sign in", ":material/login:")
-    email = str(st.user.get("email") or "")
-    role = policy.role_for(email)
-    if role is None:
-        _only_page(_no_access_view(email), "No access", ":material/block:")
-    actor = Actor(email, role)
+    decision = decide_sign_in(policy, st.user.to_dict())
+    if decision.role is None:
+        _only_page(_no_access_view(decision), "No access", ":material/block:")
+    actor = Actor(decision.email, decision.role)
     st.session_state["actor"] = actor
     return actor
 
@@ -144,16 +174,20 @@ def _sign_in_view(policy: AccessPolicy) -> Callable[[], None]:
     return view
 
 
-def _no_access_view(email: str) -> Callable[[], None]:
+def _no_access_view(decision: SignInDecision) -> Callable[[], None]:
     def view() -> None:
         st.title("No access")
-        st.write(
-            f"You are signed in as **{email or 'an account without an email'}**, which has no "
-            "role in credly-ops. Ask an administrator to add you."
-        )
+        who = decision.email or "an account without an email"
+        st.markdown(f"You are signed in as **{_md(who)}**.")
+        st.warning(_md(decision.reason), icon=":material/block:")
         st.button("Sign out", on_click=st.logout)
 
     return view
+
+
+def _md(text: str) -> str:
+    """Text from an ID token shown literally inside Markdown."""
+    return re.sub(r"([\\`*_{}\[\]#|<>~$])", r"\\\1", text)
 
 
 def require(permission: Permission) -> Actor:
@@ -183,6 +217,9 @@ def ago(moment: datetime | None) -> str:
 
 def run_sync(ws: Workspace, *, full: bool = False) -> None:
     """Sync with a progress bar; the outcome is kept for the next run of the script to show."""
+    from credly_ops.store import CacheBusy
+    from credly_ops.sync import sync
+
     bar = st.sidebar.progress(0.0, text="Syncing with Credly…")
 
     def progress(done: int, message: str, total: int | None = None) -> None:
@@ -209,6 +246,9 @@ def run_sync(ws: Workspace, *, full: bool = False) -> None:
 
 
 def sidebar(ws: Workspace) -> None:
+    from credly_ops.store import SETTING_INTEGRATION_NAME
+    from credly_ops.sync import last_sync
+
     settings = ws.settings
     with st.sidebar:
         actor = current_actor()

@@ -11,6 +11,7 @@ admin      also revoke badges, change settings and badge rules, read the audit t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -100,6 +101,9 @@ class AccessPolicy:
     sign_in: bool
     provider: str | None
     roles: dict[Role, tuple[str, ...]]
+    #: ``[auth] accept_missing_email_verified = true``: the provider verifies every email it
+    #: sends but does not say so (Microsoft Entra ID sends no ``email_verified`` by default)
+    accept_missing_email_verified: bool = False
 
     def role_for(self, email: str | None) -> Role | None:
         if not self.sign_in:
@@ -114,6 +118,72 @@ class AccessPolicy:
                 if p == address or p in (f"@{domain}", f"*@{domain}"):
                     return role
         return None
+
+
+@dataclass(frozen=True)
+class SignInDecision:
+    """What a signed-in user gets: a role, or none and the reason, said to them."""
+
+    email: str
+    role: Role | None
+    reason: str = ""
+
+
+#: the ID token's claims that decide a role: the email, and the provider's word that it is
+#: the user's (OpenID Connect Core, section 5.1)
+EMAIL_CLAIM = "email"
+EMAIL_VERIFIED_CLAIM = "email_verified"
+
+
+def email_is_verified(claims: Mapping[str, object], *, accept_missing: bool) -> bool | None:
+    """The provider's ``email_verified`` claim, read strictly: ``True`` (or the string
+    ``"true"``, which some providers send) is verified; ``False`` or anything else is not.
+    A missing claim is ``None`` unless the policy accepts it (then verified)."""
+    if EMAIL_VERIFIED_CLAIM not in claims or claims[EMAIL_VERIFIED_CLAIM] is None:
+        return True if accept_missing else None
+    value = claims[EMAIL_VERIFIED_CLAIM]
+    if isinstance(value, bool):
+        return value
+    return isinstance(value, str) and value.strip().lower() == "true"
+
+
+def decide_sign_in(policy: AccessPolicy, claims: Mapping[str, object]) -> SignInDecision:
+    """The role a signed-in user gets from their ID token's claims.
+
+    Only a verified ``email`` gets a role: ``email_verified`` must say so.  A token without
+    that claim gets no role, unless ``[auth] accept_missing_email_verified = true`` says this
+    provider verifies every email it sends.  An explicit ``email_verified: false`` is refused
+    whatever the setting.  Then the highest role whose ``[roles]`` list matches the email.
+    """
+    raw = claims.get(EMAIL_CLAIM)
+    email = raw.strip() if isinstance(raw, str) else ""
+    if not email:
+        return SignInDecision(
+            "", None, "Your sign-in did not include an email address, so no role can match it."
+        )
+    verified = email_is_verified(claims, accept_missing=policy.accept_missing_email_verified)
+    if verified is None:
+        return SignInDecision(
+            email,
+            None,
+            f"Your identity provider did not say whether {email} is verified (the "
+            f"{EMAIL_VERIFIED_CLAIM} claim is missing), and credly-ops gives roles to verified "
+            "emails only. An administrator can accept this provider's emails as verified with "
+            "accept_missing_email_verified = true in [auth].",
+        )
+    if not verified:
+        return SignInDecision(
+            email,
+            None,
+            f"Your identity provider says {email} is not verified, so it gets no role. "
+            "Verify the address with your provider, then sign in again.",
+        )
+    role = policy.role_for(email)
+    if role is None:
+        return SignInDecision(
+            email, None, f"{email} has no role in credly-ops. Ask an administrator to add you."
+        )
+    return SignInDecision(email, role)
 
 
 def access_policy(secrets: dict[str, object]) -> AccessPolicy:
@@ -151,4 +221,12 @@ def access_policy(secrets: dict[str, object]) -> AccessPolicy:
         raise AuthConfigError(f"[auth] is incomplete: missing {', '.join(missing)}")
     if not roles:
         raise AuthConfigError("[auth] is set but [roles] names nobody: no one could sign in")
-    return AccessPolicy(sign_in=True, provider=provider, roles=roles)
+    accept_missing = auth.get("accept_missing_email_verified", False)
+    if not isinstance(accept_missing, bool):
+        raise AuthConfigError("[auth] accept_missing_email_verified must be true or false")
+    return AccessPolicy(
+        sign_in=True,
+        provider=provider,
+        roles=roles,
+        accept_missing_email_verified=accept_missing,
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,10 +18,15 @@ def cache_identity(settings: Settings) -> CacheIdentity:
     return CacheIdentity(settings.env.value, settings.org_id, settings.api_url)
 
 
+log = logging.getLogger(__name__)
+
+
 @dataclass
 class Workspace:
     settings: Settings
     store: Store = field(init=False)
+    _demo_credly: threading.Thread | None = field(init=False, default=None, repr=False)
+    _demo_credly_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         path = Path(self.settings.db_path)
@@ -46,7 +53,8 @@ class Workspace:
         return info
 
     def client(self, **kw: Any) -> CredlyClient:
-        """A client for the configured organization (starting the demo emulator if needed).
+        """A client for the configured organization (starting the demo emulator if needed;
+        if it is starting in the background, this waits for it).
 
         The cache is opened first: a process configured for another organization than the
         cache's stops here, before anything is sent to Credly."""
@@ -56,3 +64,35 @@ class Workspace:
 
             ensure_demo_emulator(self.settings)
         return CredlyClient.from_settings(self.settings, **kw)
+
+    def start_demo_credly(self) -> None:
+        """In the demo, start the embedded Credly in a background thread, once, and return at
+        once: nothing waits for it but what needs it (:meth:`client`, and
+        :meth:`wait_for_demo_credly`).  Outside the demo this does nothing."""
+        if not self.settings.is_demo:
+            return
+        with self._demo_credly_lock:
+            if self._demo_credly is None:
+                self._demo_credly = threading.Thread(
+                    target=self._start_demo_credly, name="demo-credly", daemon=True
+                )
+                self._demo_credly.start()
+
+    def wait_for_demo_credly(self, timeout: float | None = None) -> bool:
+        """Whether the demo Credly's start is over, waiting up to ``timeout`` seconds (``None``:
+        until it is).  True outside the demo.  A start that failed is over too: the next
+        :meth:`client` tries again and raises the reason."""
+        if not self.settings.is_demo:
+            return True
+        self.start_demo_credly()
+        assert self._demo_credly is not None
+        self._demo_credly.join(timeout)
+        return not self._demo_credly.is_alive()
+
+    def _start_demo_credly(self) -> None:
+        from credly_ops.emulators.embedded import ensure_demo_emulator
+
+        try:
+            ensure_demo_emulator(self.settings)
+        except Exception:
+            log.exception("the demo Credly did not start; the next use of it tries again")

@@ -110,6 +110,7 @@ if top[1].button(
         )
         st.rerun()
 
+ui.wait_for_demo_credly(ws)  # in the demo, it serves the badge pictures the table shows
 st.html(preview_html(profile))
 
 st.divider()

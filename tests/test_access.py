@@ -17,8 +17,10 @@ from credly_ops.access import (
     Permission,
     PermissionDenied,
     Role,
+    SignInDecision,
     access_policy,
     command_line_actor,
+    decide_sign_in,
     require,
 )
 
@@ -83,6 +85,94 @@ def test_roles_by_email_and_domain(email: str | None, role: Role | None) -> None
     policy = access_policy(tomllib.loads(AUTH))
     assert policy.sign_in is True
     assert policy.role_for(email) == role
+
+
+def policy_with(accept_missing: bool) -> AccessPolicy:
+    import tomllib
+
+    secrets = tomllib.loads(AUTH)
+    secrets["auth"]["accept_missing_email_verified"] = accept_missing
+    return access_policy(secrets)
+
+
+MISSING = object()  # the token carries no email_verified claim at all
+
+
+@pytest.mark.parametrize(
+    ("verified", "accept_missing", "role", "reason"),
+    [
+        (True, False, Role.ADMIN, ""),
+        (True, True, Role.ADMIN, ""),
+        (False, False, None, "is not verified"),
+        (False, True, None, "is not verified"),  # the opt-in never overrides an explicit no
+        (MISSING, False, None, "did not say whether boss@acme.com is verified"),
+        (MISSING, True, Role.ADMIN, ""),
+        (None, False, None, "did not say whether"),  # a null claim says nothing either
+        (None, True, Role.ADMIN, ""),
+        ("true", False, Role.ADMIN, ""),  # some providers send the string
+        (" TRUE ", False, Role.ADMIN, ""),
+        ("false", False, None, "is not verified"),
+        ("false", True, None, "is not verified"),
+        ("yes", False, None, "is not verified"),
+        (1, False, None, "is not verified"),
+        ("", True, None, "is not verified"),
+    ],
+)
+def test_only_a_verified_email_gets_a_role(
+    verified: object, accept_missing: bool, role: Role | None, reason: str
+) -> None:
+    claims: dict[str, object] = {"email": "boss@acme.com", "sub": "1"}
+    if verified is not MISSING:
+        claims["email_verified"] = verified
+    decision = decide_sign_in(policy_with(accept_missing), claims)
+    assert decision.role == role
+    assert decision.email == "boss@acme.com"
+    if reason:
+        assert reason in decision.reason
+    else:
+        assert decision.reason == ""
+
+
+@pytest.mark.parametrize(
+    ("claims", "expected"),
+    [
+        (
+            {"email": "other@gmail.com", "email_verified": True},
+            SignInDecision(
+                "other@gmail.com",
+                None,
+                "other@gmail.com has no role in credly-ops. Ask an administrator to add you.",
+            ),
+        ),
+        ({"email_verified": True}, SignInDecision("", None, "")),
+        ({"email": "  ", "email_verified": True}, SignInDecision("", None, "")),
+        ({"email": ["boss@acme.com"], "email_verified": True}, SignInDecision("", None, "")),
+        (
+            {"email": " ada@acme.com ", "email_verified": "true"},
+            SignInDecision("ada@acme.com", Role.CSM),
+        ),
+    ],
+)
+def test_a_verified_email_still_needs_a_matching_role(
+    claims: dict[str, object], expected: SignInDecision
+) -> None:
+    decision = decide_sign_in(policy_with(False), claims)
+    assert (decision.email, decision.role) == (expected.email, expected.role)
+    if expected.reason:
+        assert decision.reason == expected.reason
+    if not expected.email:
+        assert "did not include an email address" in decision.reason
+
+
+def test_the_opt_in_is_off_unless_set_and_must_be_a_boolean() -> None:
+    import tomllib
+
+    assert access_policy(tomllib.loads(AUTH)).accept_missing_email_verified is False
+    assert policy_with(True).accept_missing_email_verified is True
+    secrets = tomllib.loads(AUTH)
+    secrets["auth"]["accept_missing_email_verified"] = "yes"
+    with pytest.raises(AuthConfigError, match="accept_missing_email_verified must be true"):
+        access_policy(secrets)
 
 
 def test_no_auth_section_is_local_mode() -> None:
@@ -156,7 +246,10 @@ def with_auth(tmp_path: Path, monkeypatch) -> None:
 
 def texts(at: AppTest) -> str:
     parts = (
-        [m.value for m in at.markdown] + [e.value for e in at.error] + [t.value for t in at.title]
+        [m.value for m in at.markdown]
+        + [e.value for e in at.error]
+        + [w.value for w in at.warning]
+        + [t.value for t in at.title]
     )
     parts += [c.value for c in at.sidebar.caption]
     return " ".join(str(p) for p in parts)
@@ -183,17 +276,39 @@ def test_signed_out_users_see_only_the_sign_in(app_env, monkeypatch) -> None:
 def test_unknown_signed_in_users_get_no_access(app_env, monkeypatch) -> None:
     with_auth(app_env, monkeypatch)
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
-    at.user = {"is_logged_in": True, "email": "stranger@gmail.com"}
+    at.user = {"is_logged_in": True, "email": "stranger@gmail.com", "email_verified": True}
     at.run()
     assert not at.exception
     assert "No access" in texts(at)
-    assert "stranger@gmail.com" in texts(at)
+    assert "stranger@gmail.com has no role in credly-ops" in texts(at)
+    assert "actor" not in at.session_state
+
+
+@pytest.mark.parametrize(
+    ("claims", "reason"),
+    [
+        ({"email_verified": False}, "says boss@acme.com is not verified"),
+        ({}, "did not say whether boss@acme.com is verified"),
+    ],
+)
+def test_an_unverified_admin_email_gets_no_access_and_the_reason(
+    app_env, monkeypatch, claims: dict, reason: str
+) -> None:
+    with_auth(app_env, monkeypatch)
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
+    at.user = {"is_logged_in": True, "email": "boss@acme.com", **claims}
+    at.run()
+    assert not at.exception
+    assert "No access" in texts(at)
+    assert reason in texts(at)
+    assert "actor" not in at.session_state
+    assert "Settings" not in [t.value for t in at.title]
 
 
 def test_a_signed_in_viewer_is_named_with_their_role(app_env, monkeypatch) -> None:
     with_auth(app_env, monkeypatch)
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
-    at.user = {"is_logged_in": True, "email": "x@partner.org"}
+    at.user = {"is_logged_in": True, "email": "x@partner.org", "email_verified": True}
     at.run()
     assert not at.exception
     assert at.session_state["actor"] == Actor("x@partner.org", Role.VIEWER)

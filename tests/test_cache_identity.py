@@ -158,8 +158,8 @@ class RequestLog:
 
 @pytest.fixture
 def two_orgs(world) -> Iterator[tuple[str, RequestLog]]:
-    from credly_ops.credly.emulator import create_app
-    from credly_ops.credly.server import serve_in_thread
+    from credly_ops.emulators.credly import create_app
+    from credly_ops.emulators.server import serve_in_thread
 
     world.add_org(ORG_B, "Org B", TOKEN_B)
     world.add_template(ORG_B, id="tpl-b", name="B Badge")

@@ -26,8 +26,8 @@ TESTER = Actor("tester", Role.VIEWER)
 @pytest.fixture
 def small_pages(world) -> Iterator[str]:
     """The emulator with high-volume pages of 40 badges, so a pass spans several pages."""
-    from credly_ops.credly.emulator import create_app
-    from credly_ops.credly.server import serve_in_thread
+    from credly_ops.emulators.credly import create_app
+    from credly_ops.emulators.server import serve_in_thread
 
     server = serve_in_thread(create_app(world, high_volume_page_size=40), port=0)
     try:

@@ -48,8 +48,8 @@ print(result.pages, result.badges, flush=True)
 @pytest.fixture
 def slow_emulator(world) -> Iterator[tuple[str, object]]:
     """The emulator with small high-volume pages and latency on every answer."""
-    from credly_ops.credly.emulator import FaultConfig, create_app
-    from credly_ops.credly.server import serve_in_thread
+    from credly_ops.emulators.credly import FaultConfig, create_app
+    from credly_ops.emulators.server import serve_in_thread
 
     world.load_badges(DEMO_ORG_ID, badge_records(BADGES))
     app = create_app(world, faults=FaultConfig(latency_ms=LATENCY_MS), high_volume_page_size=PAGE)
@@ -147,7 +147,7 @@ def test_a_killed_sync_is_reported_then_marked_interrupted(
     assert health.as_json()["last_sync_finished"] is False
 
     # the next sync marks it interrupted, and finishes
-    from credly_ops.credly.emulator import FaultConfig
+    from credly_ops.emulators.credly import FaultConfig
 
     app.state.faults.configure(FaultConfig())  # no more latency
     with CredlyClient(base_url=api, org_id=DEMO_ORG_ID, token=TEST_TOKEN) as client:

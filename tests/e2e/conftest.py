@@ -161,15 +161,39 @@ def pytest_runtest_makereport(item, call):
     setattr(item, f"rep_{report.when}", report)
 
 
+#: the app's own navigation in the sidebar (``ui.navigation``); Streamlit's is switched off
+NAVIGATION = ".st-key-navigation"
+
+
+def navigation(page):
+    return page.locator(NAVIGATION)
+
+
 def open_app(page, url: str) -> None:
+    """Open the app and wait for its navigation and the end of the script's run."""
     page.goto(url)
-    page.wait_for_selector("[data-testid=stSidebar]")
+    navigation(page).get_by_role("link").first.wait_for()
     wait_idle(page)
+
+
+def go_to(page, title: str) -> None:
+    """Open a page through the sidebar's navigation and wait for its heading."""
+    navigation(page).get_by_role("link", name=title, exact=False).filter(
+        has_text=title
+    ).first.click()
+    page.get_by_role("heading", name=title).first.wait_for()
+    wait_idle(page)
+
+
+#: the script is not running and the browser is connected.  Streamlit marks a run's state on
+#: its root element as soon as the browser asks for a run (a click, a page change), so this
+#: never mistakes "not started yet" for "finished" (its "Running…" widget shows only after
+#: half a second, which is why waiting for that widget to go away could pass too early).
+IDLE = (
+    "[data-testid=stApp][data-test-script-state=notRunning][data-test-connection-state=CONNECTED]"
+)
 
 
 def wait_idle(page, timeout: float = 60_000) -> None:
     """Wait until Streamlit has finished running the script."""
-    page.wait_for_timeout(300)
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=timeout
-    )
+    page.wait_for_selector(IDLE, state="attached", timeout=timeout)

@@ -31,6 +31,8 @@ class Provider:
         self.jwks = {"keys": [public]}
         self.issuer = ""
         self.email = "viewer@example.com"
+        #: the ``email_verified`` claim of the next sign-in; ``None`` leaves the claim out
+        self.email_verified: object = True
         self.codes: dict[str, dict[str, Any]] = {}
 
     def app(self) -> Starlette:
@@ -67,7 +69,11 @@ class Provider:
     async def authorize(self, request: Request) -> Response:
         q = request.query_params
         code = secrets.token_urlsafe(16)
-        self.codes[code] = {"nonce": q.get("nonce"), "email": self.email}
+        self.codes[code] = {
+            "nonce": q.get("nonce"),
+            "email": self.email,
+            "email_verified": self.email_verified,
+        }
         query = urlencode({"code": code, "state": q.get("state", "")})
         return RedirectResponse(f"{q['redirect_uri']}?{query}", status_code=302)
 
@@ -84,9 +90,10 @@ class Provider:
             "iat": now,
             "exp": now + 3600,
             "email": grant["email"],
-            "email_verified": True,
             "name": grant["email"].split("@")[0],
         }
+        if grant["email_verified"] is not None:
+            claims["email_verified"] = grant["email_verified"]
         if grant["nonce"]:
             claims["nonce"] = grant["nonce"]
         id_token = jwt.encode({"alg": "RS256", "kid": "e2e"}, claims, self.key)

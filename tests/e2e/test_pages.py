@@ -5,14 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from credly_ops.emulators.demo_world import generate, read_world_file
-from tests.e2e.conftest import ARTIFACTS, open_app, wait_idle
+from tests.e2e.conftest import ARTIFACTS, go_to, open_app, wait_idle
 
 
 def go(page, live_app, title: str) -> None:
     open_app(page, live_app.url)
-    page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
-    page.get_by_role("heading", name=title).first.wait_for()
-    wait_idle(page)
+    go_to(page, title)
 
 
 def demo_student(live_app, *states: str) -> str:

@@ -10,5 +10,6 @@ st.set_page_config(page_title="credly-ops", page_icon=":material/verified:", lay
 
 actor = ui.sign_in()
 page = ui.navigation(actor)  # first: the navigation is on screen before anything slow starts
-ui.sidebar(ui.workspace())
-page.run()
+with ui.cache_problems_said():  # a broken cache file, or another organization's: said plainly
+    ui.sidebar(ui.workspace())
+    page.run()

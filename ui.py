@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, NoReturn
@@ -247,7 +248,7 @@ def run_sync(ws: Workspace, *, full: bool = False) -> None:
 
 def sidebar(ws: Workspace) -> None:
     from credly_ops.store import SETTING_INTEGRATION_NAME
-    from credly_ops.sync import last_sync
+    from credly_ops.sync_history import sync_health
 
     settings = ws.settings
     with st.sidebar:
@@ -267,15 +268,34 @@ def sidebar(ws: Workspace) -> None:
         if st.button("Sync now", icon=":material/sync:", use_container_width=True):
             run_sync(ws)
         name = ws.store.get_setting(SETTING_INTEGRATION_NAME) or "Credly integration"
-        info = last_sync(ws.store)
+        health = sync_health(ws.store)
+        info = health.last_sync
         when = info["finished_at"] if info else None
         status.caption(f"**{name}**  \nOrganization `{settings.org_id}`")
         status.caption(
             f"Last sync: **{ago(when)}**"
             + (f" · {info['badges']:,} badges, {info['templates']} templates" if info else "")
         )
+        reconciled = health.last_reconcile
+        status.caption(
+            "Last reconciliation: "
+            + (f"**{ago(reconciled['finished_at'])}**" if reconciled else "**never**")
+        )
+        if health.message:
+            status.warning(health.message, icon=":material/sync_problem:")
         outcome = st.session_state.pop("sync_outcome", None)
         if outcome and outcome[0] == "success":
             st.success(outcome[1], icon=":material/check_circle:")
         elif outcome:
             st.error(outcome[1], icon=":material/error:")
+
+
+@contextmanager
+def cache_problems_said() -> Iterator[None]:
+    """Show a cache that cannot be used (unreadable, another organization's, a missing folder)
+    as its one plain sentence, instead of an error page: nothing else runs."""
+    try:
+        yield
+    except ConfigError as exc:
+        st.error(str(exc), icon=":material/database:")
+        st.stop()

@@ -51,7 +51,7 @@ def test_the_product_reaches_the_emulators_only_through_the_start_up() -> None:
 def test_the_credly_client_package_speaks_only_to_the_real_api() -> None:
     package = ROOT / "credly_ops" / "credly"
     names = {p.stem for p in package.glob("*.py")}
-    assert {"client", "errors", "retry", "filters"} <= names
+    assert {"client", "errors", "filters", "pacing"} <= names
     assert not {n for n in names if n.startswith("emulator")} | (names & {"server", "embedded"})
     for path in package.glob("*.py"):
         assert emulator_imports(path) == set(), path.name

@@ -335,7 +335,6 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         ALTER TABLE ledger ADD COLUMN success_status VARCHAR;
         ALTER TABLE ledger ADD COLUMN planned_outcome VARCHAR;
         ALTER TABLE ledger ADD COLUMN planned_reason VARCHAR;
-        UPDATE ledger SET planned_outcome = outcome, planned_reason = reason;
         CREATE INDEX ledger_email ON ledger (email);
         ALTER TABLE jobs ADD COLUMN runner VARCHAR;
         """,

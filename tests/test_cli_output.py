@@ -266,8 +266,14 @@ def test_status_json(issued: Path, run, tmp_path: Path) -> None:
     assert masked(out) == (
         "{\n"
         '  "api_url": "http://<emulator>/v1",\n'
+        '  "cache_organization": {\n'
+        '    "api_url": "http://<emulator>/v1",\n'
+        '    "environment": "sandbox",\n'
+        '    "organization_id": "<uuid>"\n'
+        "  },\n"
         f'  "database": "{tmp_path / "cache.duckdb"}",\n'
         '  "environment": "sandbox",\n'
+        '  "last_reconcile": null,\n'
         '  "last_sync": {\n'
         '    "badges": 0,\n'
         '    "changed": 0,\n'
@@ -279,7 +285,10 @@ def test_status_json(issued: Path, run, tmp_path: Path) -> None:
         '    "started_at": "<time>+00:00",\n'
         '    "templates": 4\n'
         "  },\n"
+        '  "last_sync_finished": true,\n'
         '  "organization": "<uuid>",\n'
-        '  "token": "********CRET"\n'
+        '  "sync_warning": null,\n'
+        '  "token": "********CRET",\n'
+        '  "unfinished_sync": null\n'
         "}\n"
     )

@@ -174,3 +174,64 @@ def test_a_reader_never_waits_long_while_a_job_runs_in_another_process(
     assert len(waits) > 20 and syncs >= 1
     worst = max(range(len(waits)), key=waits.__getitem__)
     assert max(waits) < 2.0, f"read {worst} of {len(waits)} waited {waits[worst]:.2f} s"
+
+
+def test_a_revoked_completion_stays_revoked_unless_opted_in_then_is_issued_anew_once(
+    world, emulator: str, tmp_path: Path
+) -> None:
+    """The ledger holds a success for the completion; an admin revoked that badge since. A
+    re-run of the file skips it (previously_revoked); with the opt-in it is issued anew — once,
+    even when the opted-in file is sent twice."""
+    ws = emulator_workspace(emulator, tmp_path / "cache.duckdb")
+    with ws.client() as client:
+        sync(client, ws.store, actor=CSM_A)
+    replace_rules(
+        ws.store,
+        [BadgeRule(course_id="c-1", template_id="tpl-dup", expiration_months=24)],
+        actor=Actor("admin@example.com", Role.ADMIN),
+    )
+    data = completions_csv([("rev@example.com", "c-1", T0)])
+    first = run_job(
+        ws, CSM_A, create_job_from(ws, CSM_A, prepare(ws, CSM_A, data, source_name="a"))
+    )
+    assert first.outcomes["issued"] == 1
+    [badge] = live(world, "rev@example.com")
+    with ws.client() as client:
+        client.revoke(badge["id"], "Issued in error")
+
+    again = prepare(ws, CSM_A, data, source_name="again")
+    assert [(r.outcome, r.reason) for r in again.plan.rows] == [("skip", "previously_revoked")]
+
+    for _ in range(2):  # the opted-in file, sent twice: the second run finds the new badge
+        opted = prepare(ws, CSM_B, data, source_name="opted", include_revoked=True)
+        result = run_job(ws, CSM_B, create_job_from(ws, CSM_B, opted), client_options=FAST)
+    assert result.outcomes["issued"] == 0 and result.reasons == {"already_issued": 1}
+    [reissued] = live(world, "rev@example.com")
+    assert reissued["id"] != badge["id"]
+    assert reissued["issued_at"].replace(microsecond=0) == T0
+
+
+def test_a_rate_limited_job_waits_instead_of_failing_rows(
+    world, emulator: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ws = emulator_workspace(emulator, tmp_path / "cache.duckdb")
+    with ws.client() as client:
+        sync(client, ws.store, actor=CSM_A)
+    replace_rules(
+        ws.store,
+        [BadgeRule(course_id="c-1", template_id="tpl-dup")],
+        actor=Actor("admin@example.com", Role.ADMIN),
+    )
+    rows = [(f"rl{i}@example.com", "c-1", T0 + timedelta(hours=i)) for i in range(60)]
+    job_id = create_job_from(ws, CSM_A, prepare(ws, CSM_A, completions_csv(rows), source_name="r"))
+    faults(emulator, rate_limit_rps=15)
+    # few attempts per request: before, a row throttled that often failed `rate_limited`
+    caplog.set_level("WARNING")
+    result = run_job(ws, CSM_A, job_id, concurrency=4, client_options={"max_attempts": 2})
+    stats = httpx.get(emulator.removesuffix("/v1") + "/_emulator/stats", timeout=5).json()
+    faults(emulator)
+    assert result.outcomes["issued"] == 60 and result.outcomes["failed"] == 0
+    assert stats["data"]["faults"].get("rate_limited", 0) > 0  # Credly did push back
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "rate-limited the job" in warnings[0]  # one summary line
+    assert len(world.badges_for(DEMO_ORG_ID)) == 60

@@ -45,16 +45,14 @@ from credly_ops.cli.output import ProgressCallback, error, print_json, progress_
 from credly_ops.completions import DEFAULT_MAX_BYTES, MB, CompletionFileError
 from credly_ops.issuance.jobs import (
     JobProgress,
-    Prepared,
     create_job_from,
     find_unfinished_job,
     job_progress,
     job_report,
     plan_report,
-    prepare,
-    record_dry_run,
     report_csv,
 )
+from credly_ops.issuance.prepare import Prepared, prepare, record_dry_run
 from credly_ops.issuance.run import DEFAULT_CONCURRENCY, MAX_CONCURRENCY, resume_job, retry_failed
 from credly_ops.issuance.run import run_job as run_issue_job
 from credly_ops.reasons import describe

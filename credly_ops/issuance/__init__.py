@@ -50,11 +50,9 @@ from credly_ops.issuance.jobs import (
     JOB_RUNNING,
     REPORT_COLUMNS,
     RETRYABLE_CLASSES,
-    CacheFreshness,
     JobBusy,
     JobNotFound,
     JobProgress,
-    Prepared,
     create_job,
     create_job_from,
     find_unfinished_job,
@@ -63,8 +61,6 @@ from credly_ops.issuance.jobs import (
     job_report,
     list_jobs,
     plan_report,
-    prepare,
-    record_dry_run,
     report_csv,
     running_jobs,
     stop_job,
@@ -79,6 +75,7 @@ from credly_ops.issuance.plan import (
     plan,
     planned_badge_id,
 )
+from credly_ops.issuance.prepare import CacheFreshness, Prepared, prepare, record_dry_run
 from credly_ops.issuance.run import (
     DEFAULT_CONCURRENCY,
     changes_before_sending,

@@ -1,5 +1,9 @@
 """The ledger: jobs and their rows — the one module that writes them.
 
+One piece on purpose: it is the single owner of every statement that writes ``jobs`` and
+``ledger`` (the claims, the decisions, the results), so no other module can write them a second
+way.
+
 Every job that sends something to Credly (a bulk issue, a single re-issue from the Student
 preview) is a row of ``jobs`` and one ``ledger`` row per input row. This module owns their
 columns, the mapping between ledger rows and the engine's values, and every statement that

@@ -1,5 +1,8 @@
 """The DuckDB cache: schema and migrations, connection handling, settings and the audit trail.
 
+One piece on purpose: opening the file (lock waits, migrations, the organization check, a
+damaged file said plainly) is one sequence that every unit of work goes through once.
+
 Connection discipline (DuckDB lets one process at a time open a file for writing):
 
 * inside a process, one database instance is shared by every thread; each unit of work gets its

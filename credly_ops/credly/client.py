@@ -1,5 +1,9 @@
 """The Credly API client: auth, pagination, retries, typed results.
 
+One piece on purpose: every endpoint goes through the one retry loop (``_call``) and the
+look-up-before-resend of the writes, which need the client's state (transport, pace, attempts);
+the pure parts live beside it (``credly_ops.retry``, ``filters``, ``pacing``, ``errors``).
+
 One :class:`CredlyClient` speaks to one organization.  It wraps a synchronous ``httpx.Client``,
 so one instance may be shared by several worker threads.
 

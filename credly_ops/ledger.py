@@ -29,8 +29,6 @@ decision since, and why (the row's ``outcome`` and ``reason`` are the latest dec
 from __future__ import annotations
 
 import json
-import os
-import socket
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -39,6 +37,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from credly_ops.runners import runner_is_gone, this_runner
 from credly_ops.store import from_db_time, to_db_time
 
 JOB_KIND_BULK = "bulk_issue"
@@ -356,27 +355,6 @@ class JobState:
         return is_alive(self.status, self.heartbeat_at, now, self.runner)
 
 
-def runner_id() -> str:
-    """Who runs a job: ``host:pid`` of this process."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _process_gone(runner: str | None) -> bool:
-    """Whether ``runner`` names a process of this host that no longer exists."""
-    if not runner or ":" not in runner:
-        return False
-    host, _, pid = runner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False
-    return False
-
-
 def is_alive(
     status: str, heartbeat_at: datetime | None, now: datetime, runner: str | None = None
 ) -> bool:
@@ -387,7 +365,7 @@ def is_alive(
         return False
     if now - heartbeat_at >= timedelta(seconds=STALE_AFTER_SECONDS):
         return False
-    return not _process_gone(runner)
+    return not runner_is_gone(runner)
 
 
 def job_state(
@@ -414,12 +392,12 @@ def _options(text: str | None) -> dict[str, Any]:
 
 
 def start_job(cur: duckdb.DuckDBPyConnection, job_id: str, now: datetime) -> None:
-    """The job ``running`` in this process (:func:`runner_id`), its heartbeat now."""
+    """The job ``running`` in this process (``host:pid``), its heartbeat now."""
     stamp = to_db_time(now)
     cur.execute(
         "UPDATE jobs SET status = ?, started_at = coalesce(started_at, ?), finished_at = NULL, "
         "heartbeat_at = ?, runner = ? WHERE id = ?",
-        [JOB_RUNNING, stamp, stamp, runner_id(), job_id],
+        [JOB_RUNNING, stamp, stamp, this_runner(), job_id],
     )
 
 

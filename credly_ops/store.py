@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -52,8 +53,11 @@ from credly_ops.access import SYSTEM_ACTOR, Actor, Permission, require
 from credly_ops.config import ConfigError, default_db_path
 from credly_ops.timeutil import as_utc, utcnow
 
-LOCK_RETRIES = 40
-LOCK_WAIT_SECONDS = 0.25
+#: a process that finds the file held tries again this often (jittered ±50 %, so two waiting
+#: processes do not knock in step), this many times: about 12 s in all. Short tries catch the
+#: moments between another process's units of work, which are short.
+LOCK_RETRIES = 400
+LOCK_WAIT_SECONDS = 0.03
 
 SETTING_INTEGRATION_NAME = "integration_name"
 SETTING_BADGES_TABLE_ENABLED = "badges_earned_enabled"
@@ -435,7 +439,7 @@ class Store:
                     raise self._plain(exc) from None
                 last = exc
                 if attempt < self.lock_retries:
-                    self._sleep(self.lock_wait)
+                    self._sleep(self.lock_wait * random.uniform(0.5, 1.5))
         waited = self.lock_retries * self.lock_wait
         raise CacheBusy(
             f"cache busy: another credly-ops process is using {self.path} "

@@ -9,8 +9,6 @@ pages and badges read (:func:`beat`), inside that page's own unit of work.
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +17,7 @@ from typing import Any
 import duckdb
 
 from credly_ops.access import Actor
+from credly_ops.runners import runner_is_gone, this_runner
 from credly_ops.store import CacheBusy, Store, from_db_time, to_db_time, write_audit
 from credly_ops.timeutil import utcnow
 
@@ -67,32 +66,6 @@ def last_reconcile(store: Store) -> dict[str, Any] | None:
 
 
 # -- who is syncing: one sync at a time, a heartbeat per page ------------------------------
-
-
-def _this_runner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def runner_is_gone(runner: str | None) -> bool:
-    """True when ``runner`` (``host:pid``) was a process on this machine that no longer runs.
-
-    A runner on another machine, or one that cannot be probed, is not known to be gone: its
-    heartbeat decides."""
-    if not runner:
-        return False
-    host, _, pid_text = runner.rpartition(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid() or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False
-    return False
 
 
 def _is_abandoned(
@@ -156,7 +129,7 @@ def claim_sync(
             cur.execute(
                 "INSERT INTO syncs (id, kind, started_at, status, heartbeat_at, runner, pages, "
                 "read, changed) VALUES (?, ?, ?, 'running', ?, ?, 0, 0, 0)",
-                [sync_id, kind, to_db_time(started_at), to_db_time(started_at), _this_runner()],
+                [sync_id, kind, to_db_time(started_at), to_db_time(started_at), this_runner()],
             )
     if live is not None:
         since = from_db_time(live[1])

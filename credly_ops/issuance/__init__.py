@@ -10,8 +10,13 @@ What lives where:
   ``writer.py``: the ledger writer's claims and results; ``workers.py``: the threads that send.
 
 Every statement that writes jobs and ledger rows is in :mod:`credly_ops.ledger`. This module
-names what callers (the pages, the command line, the support actions) use.
+names what callers (the pages, the command line, the support actions) use: the pure engine at
+once, the job API (which brings DuckDB, pandas and an HTTP client) on first use, so planning
+alone loads neither.
 """
+
+import importlib
+from typing import Any
 
 from credly_ops.issuance.decide import (
     FLAG_ADDS_EXPIRY,
@@ -41,30 +46,6 @@ from credly_ops.issuance.decide import (
     same_second,
     to_second,
 )
-from credly_ops.issuance.jobs import (
-    JOB_DONE,
-    JOB_DONE_WITH_FAILURES,
-    JOB_INTERRUPTED,
-    JOB_KIND,
-    JOB_PLANNED,
-    JOB_RUNNING,
-    REPORT_COLUMNS,
-    RETRYABLE_CLASSES,
-    JobBusy,
-    JobNotFound,
-    JobProgress,
-    create_job,
-    create_job_from,
-    find_unfinished_job,
-    is_running_here,
-    job_progress,
-    job_report,
-    list_jobs,
-    plan_report,
-    report_csv,
-    running_jobs,
-    stop_job,
-)
 from credly_ops.issuance.plan import (
     PLANNED_PREFIX,
     InvalidRow,
@@ -75,16 +56,43 @@ from credly_ops.issuance.plan import (
     plan,
     planned_badge_id,
 )
-from credly_ops.issuance.prepare import CacheFreshness, Prepared, prepare, record_dry_run
-from credly_ops.issuance.run import (
-    DEFAULT_CONCURRENCY,
-    changes_before_sending,
-    reset_retryable,
-    resume_job,
-    retry_failed,
-    run_job,
-    start_job_in_background,
-)
+
+#: the job API's names, by the module that defines them (loaded on first use)
+_EDGE: dict[str, str] = {
+    "JOB_DONE": "credly_ops.issuance.jobs",
+    "JOB_DONE_WITH_FAILURES": "credly_ops.issuance.jobs",
+    "JOB_INTERRUPTED": "credly_ops.issuance.jobs",
+    "JOB_KIND": "credly_ops.issuance.jobs",
+    "JOB_PLANNED": "credly_ops.issuance.jobs",
+    "JOB_RUNNING": "credly_ops.issuance.jobs",
+    "REPORT_COLUMNS": "credly_ops.issuance.jobs",
+    "RETRYABLE_CLASSES": "credly_ops.issuance.jobs",
+    "JobBusy": "credly_ops.issuance.jobs",
+    "JobNotFound": "credly_ops.issuance.jobs",
+    "JobProgress": "credly_ops.issuance.jobs",
+    "create_job": "credly_ops.issuance.jobs",
+    "create_job_from": "credly_ops.issuance.jobs",
+    "find_unfinished_job": "credly_ops.issuance.jobs",
+    "is_running_here": "credly_ops.issuance.jobs",
+    "job_progress": "credly_ops.issuance.jobs",
+    "job_report": "credly_ops.issuance.jobs",
+    "list_jobs": "credly_ops.issuance.jobs",
+    "plan_report": "credly_ops.issuance.jobs",
+    "report_csv": "credly_ops.issuance.jobs",
+    "running_jobs": "credly_ops.issuance.jobs",
+    "stop_job": "credly_ops.issuance.jobs",
+    "CacheFreshness": "credly_ops.issuance.prepare",
+    "Prepared": "credly_ops.issuance.prepare",
+    "prepare": "credly_ops.issuance.prepare",
+    "record_dry_run": "credly_ops.issuance.prepare",
+    "DEFAULT_CONCURRENCY": "credly_ops.issuance.run",
+    "changes_before_sending": "credly_ops.issuance.run",
+    "reset_retryable": "credly_ops.issuance.run",
+    "resume_job": "credly_ops.issuance.run",
+    "retry_failed": "credly_ops.issuance.run",
+    "run_job": "credly_ops.issuance.run",
+    "start_job_in_background": "credly_ops.issuance.run",
+}
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -155,3 +163,12 @@ __all__ = [
     "stop_job",
     "to_second",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EDGE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1054,7 +1054,7 @@ def test_a_stray_nul_in_utf8_is_not_taken_for_utf16() -> None:
 
 
 def test_a_bad_name_row_is_planned_invalid_with_its_own_reason() -> None:
-    from credly_ops.issuance.prepare import reader_invalid_rows
+    from credly_ops.issuance.upload import reader_invalid_rows
     from credly_ops.reasons import describe
 
     result = one_row(last_name="Love\x00lace")

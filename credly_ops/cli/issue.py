@@ -52,9 +52,9 @@ from credly_ops.issuance.jobs import (
     plan_report,
     report_csv,
 )
-from credly_ops.issuance.prepare import Prepared, prepare, record_dry_run
 from credly_ops.issuance.run import DEFAULT_CONCURRENCY, MAX_CONCURRENCY, resume_job, retry_failed
 from credly_ops.issuance.run import run_job as run_issue_job
+from credly_ops.issuance.upload import Prepared, prepare, record_dry_run
 from credly_ops.reasons import describe
 from credly_ops.workspace import Workspace
 

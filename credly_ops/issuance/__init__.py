@@ -4,7 +4,8 @@ What lives where:
 
 - ``decide.py``: the domain's issuing rules for one completion, a pure function (its docstring
   has the rule table); ``plan.py``: a whole upload decided, pure;
-- ``jobs.py``: prepare an upload (read, sync, plan), record a job, read its progress and report;
+- ``upload.py``: prepare an upload (read, sync, plan); ``jobs.py``: record a job, read its
+  progress and report;
 - ``redecide.py``: a job's rows decided again against the cache and every job's ledger;
 - ``run.py``: a job from start to end (sync, recheck, run, resume, retry, in the background);
   ``writer.py``: the ledger writer's claims and results; ``workers.py``: the threads that send.
@@ -81,10 +82,10 @@ _EDGE: dict[str, str] = {
     "report_csv": "credly_ops.issuance.jobs",
     "running_jobs": "credly_ops.issuance.jobs",
     "stop_job": "credly_ops.issuance.jobs",
-    "CacheFreshness": "credly_ops.issuance.prepare",
-    "Prepared": "credly_ops.issuance.prepare",
-    "prepare": "credly_ops.issuance.prepare",
-    "record_dry_run": "credly_ops.issuance.prepare",
+    "CacheFreshness": "credly_ops.issuance.upload",
+    "Prepared": "credly_ops.issuance.upload",
+    "prepare": "credly_ops.issuance.upload",
+    "record_dry_run": "credly_ops.issuance.upload",
     "DEFAULT_CONCURRENCY": "credly_ops.issuance.run",
     "changes_before_sending": "credly_ops.issuance.run",
     "reset_retryable": "credly_ops.issuance.run",

@@ -2,7 +2,7 @@
 
 A bulk issue goes through these steps::
 
-    prepare()        file bytes → completions → incremental sync → plan (prepare.py)
+    prepare()        file bytes → completions → incremental sync → plan (upload.py)
     create_job()     the jobs row, one ledger row per plan row, the uploaded completions and an
                      audit row, in ONE transaction
     run_job()        sends the issue and update rows exactly once (run.py)
@@ -40,7 +40,7 @@ from credly_ops import ledger
 from credly_ops.access import Actor, Permission, require
 from credly_ops.exports import to_csv_bytes
 from credly_ops.issuance.plan import Plan, PlannedRow
-from credly_ops.issuance.prepare import Prepared, source_sha256
+from credly_ops.issuance.upload import Prepared, source_sha256
 from credly_ops.lms import save_completions
 from credly_ops.models import Completion
 from credly_ops.store import Store, from_db_time, write_audit

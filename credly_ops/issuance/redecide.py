@@ -157,7 +157,7 @@ def take_snapshot(
     """The state ``rows`` are decided against; ``cur`` is the unit of work that will record
     the decisions (so the ledger read and the claim are one transaction). ``exclude`` names
     (job, row) pairs that are the rows themselves, not rows of other jobs."""
-    from credly_ops.issuance.prepare import badges_for_emails
+    from credly_ops.issuance.upload import badges_for_emails
 
     emails = {normalize_email(r.email) for r in rows}
     rules = {r.course_id: r for r in load_rules(store)}

@@ -70,8 +70,8 @@ from credly_ops.credly.errors import CredlyError
 from credly_ops.credly.pacing import PacedTransport, RatePacer
 from credly_ops.issuance.decide import DecideOptions
 from credly_ops.issuance.jobs import REGISTRY, JobBusy, JobProgress, job_progress
-from credly_ops.issuance.prepare import refresh_cache
 from credly_ops.issuance.redecide import Redecision, as_decided, redecide, take_snapshot
+from credly_ops.issuance.upload import refresh_cache
 from credly_ops.issuance.workers import Progress, Runner, chains
 from credly_ops.issuance.writer import CLAIM_LOCK, LedgerWriter
 from credly_ops.models import IssuedBadge

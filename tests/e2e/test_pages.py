@@ -98,7 +98,9 @@ def test_bulk_issue_upload_plan_confirm_done_and_report(live_app, page, tmp_path
     with page.expect_download() as download:
         page.get_by_role("button", name="Download the report (CSV)").click()
     report = Path(download.value.path()).read_text(encoding="utf-8-sig")
-    assert report.splitlines()[0] == "row,email,course_id,completed_at,outcome,reason,badge_id"
+    assert report.splitlines()[0] == (
+        "row,email,course_id,completed_at,outcome,reason,badge_id,planned"
+    )
     outcomes = [line.split(",")[4] for line in report.splitlines()[1:]]
     assert sorted(outcomes) == ["invalid", "issued", "issued", "skipped", "skipped"]
     ARTIFACTS.mkdir(exist_ok=True)

@@ -114,15 +114,9 @@ class Runner:
         while not self.stop.is_set():
             with self._lock:
                 now = time.monotonic()
-                ready = [c for c in self._waiting if c.ready_at <= now]
-                if ready:
-                    chain = min(ready, key=lambda c: c.ready_at)
-                    self._waiting.remove(chain)
-                    self._busy += 1
+                chain = self._take_locked(now)
+                if chain is not None:
                     return chain
-                if self._fresh:
-                    self._busy += 1
-                    return self._fresh.popleft()
                 if not self._waiting and not self._busy:
                     return None
                 soonest = min((c.ready_at for c in self._waiting), default=now + WAIT_SECONDS)
@@ -167,17 +161,21 @@ class Runner:
     def _take_fresh(self) -> Chain | None:
         """A fresh or ready chain without waiting (to claim ahead while a request is out)."""
         with self._lock:
-            now = time.monotonic()
-            ready = [c for c in self._waiting if c.ready_at <= now]
-            if ready:
-                chain = min(ready, key=lambda c: c.ready_at)
-                self._waiting.remove(chain)
-                self._busy += 1
-                return chain
-            if self._fresh:
-                self._busy += 1
-                return self._fresh.popleft()
-        return None
+            return self._take_locked(time.monotonic())
+
+    def _take_locked(self, now: float) -> Chain | None:
+        """A chain whose wait is over (the longest-waiting first), else a fresh one; the caller
+        holds the lock."""
+        ready = [c for c in self._waiting if c.ready_at <= now]
+        chain: Chain | None = None
+        if ready:
+            chain = min(ready, key=lambda c: c.ready_at)
+            self._waiting.remove(chain)
+        elif self._fresh:
+            chain = self._fresh.popleft()
+        if chain is not None:
+            self._busy += 1
+        return chain
 
     def _run_chain(self, chain: Chain, claim: Claim) -> None:
         """Send the chain from its position on; the first claim is already made."""

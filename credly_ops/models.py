@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from credly_ops.timeutil import as_utc, format_credly_request, parse_credly_time
+from credly_ops.timeutil import answer_time, as_utc, format_credly_request, parse_credly_time
 
 
 class Environment(StrEnum):
@@ -38,16 +38,6 @@ class BadgeState(StrEnum):
 
 
 LIVE_STATES = frozenset({BadgeState.PENDING, BadgeState.ACCEPTED})
-
-
-def _credly_time(value: Any) -> Any:
-    if value is None or value == "" or value is False:
-        return None
-    if isinstance(value, datetime):
-        return as_utc(value)
-    if isinstance(value, str):
-        return parse_credly_time(value)
-    return value
 
 
 class CredlyObject(BaseModel):
@@ -76,7 +66,7 @@ class BadgeTemplate(CredlyObject):
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
-    _times = field_validator("created_at", "updated_at", mode="before")(_credly_time)
+    _times = field_validator("created_at", "updated_at", mode="before")(answer_time)
 
     @property
     def can_issue(self) -> bool:
@@ -111,7 +101,7 @@ class IssuedBadge(CredlyObject):
 
     _times = field_validator(
         "issued_at", "expires_at", "state_updated_at", "created_at", "updated_at", mode="before"
-    )(_credly_time)
+    )(answer_time)
 
     @property
     def template_id(self) -> str:
@@ -153,7 +143,7 @@ def request_expiry(expires_at: datetime | None) -> datetime | Literal[False]:
 def _request_expiry_value(value: Any) -> Any:
     if value is False or value is None:
         return value
-    return _credly_time(value)
+    return answer_time(value)
 
 
 def _expiry_json(value: datetime | Literal[False] | None) -> str | Literal[False] | None:
@@ -179,7 +169,7 @@ class IssueRequest(BaseModel):
     locale: str = "en"
     suppress_badge_notification_email: bool = False
 
-    _issued = field_validator("issued_at", mode="before")(_credly_time)
+    _issued = field_validator("issued_at", mode="before")(answer_time)
     _expires = field_validator("expires_at", mode="before")(_request_expiry_value)
 
     def payload(self) -> dict[str, Any]:
@@ -224,7 +214,7 @@ class ReplaceRequest(BaseModel):
     suppress_badge_notification_email: bool | None = None
     notification_message: str | None = None
 
-    _issued = field_validator("issued_at", mode="before")(_credly_time)
+    _issued = field_validator("issued_at", mode="before")(answer_time)
     _expires = field_validator("expires_at", mode="before")(_request_expiry_value)
 
     def payload(self) -> dict[str, Any]:
@@ -461,7 +451,7 @@ class BadgeRule(BaseModel):
     require_pass: bool = True
     active_from: datetime | None = None
 
-    _times = field_validator("active_from", mode="before")(_credly_time)
+    _times = field_validator("active_from", mode="before")(answer_time)
 
     @property
     def has_expiration(self) -> bool:

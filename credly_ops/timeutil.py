@@ -66,3 +66,16 @@ def ago(moment: datetime | None, now: datetime | None = None) -> str:
     if seconds < 172_800:
         return f"{seconds / 3600:.0f} h ago"
     return f"{seconds / 86_400:.0f} days ago"
+
+
+def answer_time(value: object) -> object:
+    """A time as an API answer gives it, for a tolerant model's validator: missing, empty or
+    ``false`` (Credly's "never expires") is ``None``; a datetime is put in UTC; text is parsed
+    (Credly's formats and ISO-8601); anything else is left for the model to refuse."""
+    if value is None or value == "" or value is False:
+        return None
+    if isinstance(value, datetime):
+        return as_utc(value)
+    if isinstance(value, str):
+        return parse_credly_time(value)
+    return value

@@ -15,17 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from credly_ops.models import Completion, SuccessStatus
-from credly_ops.timeutil import as_utc, parse_credly_time
-
-
-def _moment(value: Any) -> Any:
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return as_utc(value)
-    if isinstance(value, str):
-        return parse_credly_time(value)
-    return value
+from credly_ops.timeutil import answer_time
 
 
 class SkilljarObject(BaseModel):
@@ -162,7 +152,7 @@ class Enrollment(SkilljarObject):
     @field_validator("enrolled_at", "completed_at", "expires_at", mode="before")
     @classmethod
     def _moments(cls, value: Any) -> Any:
-        return _moment(value)
+        return answer_time(value)
 
     @field_validator("score", "max_score", mode="before")
     @classmethod

@@ -346,6 +346,27 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         ALTER TABLE jobs ADD COLUMN runner VARCHAR;
         """,
     ),
+    (
+        8,
+        # Skilljar webhook deliveries, moved here from the receiver's spool
+        # (credly_ops.hooks.ingest): accepted | rejected (detail says why) | duplicate
+        """
+        CREATE TABLE webhook_events (
+            id VARCHAR PRIMARY KEY,
+            received_at TIMESTAMP NOT NULL,
+            event_type VARCHAR,
+            email VARCHAR,
+            course_id VARCHAR,
+            status VARCHAR NOT NULL,
+            detail VARCHAR,
+            repeat_key VARCHAR,
+            body_excerpt VARCHAR,
+            processed_at TIMESTAMP NOT NULL
+        );
+        CREATE INDEX webhook_events_repeat ON webhook_events (repeat_key);
+        CREATE INDEX webhook_events_received ON webhook_events (received_at);
+        """,
+    ),
 )
 
 #: tables whose rows mean a cache already holds an organization's data

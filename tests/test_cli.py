@@ -34,6 +34,7 @@ def test_the_commands_are_the_documented_ones() -> None:
         ("demo",),
         ("emulator",),
         ("funnel",),
+        ("hooks",),
         ("issue",),
         ("rules", "export"),
         ("rules", "import"),

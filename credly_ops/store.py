@@ -349,7 +349,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (
         8,
         # Skilljar webhook deliveries, moved here from the receiver's spool
-        # (credly_ops.hooks.ingest): accepted | rejected (detail says why) | duplicate
+        # (credly_ops.hooks.ingestion): accepted | rejected (detail says why) | duplicate
         """
         CREATE TABLE webhook_events (
             id VARCHAR PRIMARY KEY,

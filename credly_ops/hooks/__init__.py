@@ -9,12 +9,12 @@ never the truth"); the issuer reads the student's enrollment over the API before
     receiver.py  the Starlette app: POST /hooks/skilljar, GET /hooks/health
     spool.py     one file per delivery beside the cache, written durably; wait_for_events
     events.py    what a body says (pure): accepted / rejected with why; the repeat key; Hint
-    ingest.py    spool -> webhook_events (migration 8) -> hints once each; recent_events,
+    ingestion.py spool -> webhook_events (migration 8) -> hints once each; recent_events,
                  last_delivery
 """
 
 from credly_ops.hooks.events import Hint, read_event
-from credly_ops.hooks.ingest import ingest, last_delivery, recent_events
+from credly_ops.hooks.ingestion import ingest, last_delivery, recent_events
 from credly_ops.hooks.receiver import MAX_BODY_BYTES, create_hooks_app, webhook_secret
 from credly_ops.hooks.spool import Spool, wait_for_events
 

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from credly_ops.completions import is_email
 from credly_ops.models import CONTROL_CHARACTERS, normalize_email
+from credly_ops.timeutil import parse_credly_time
 
 COMPLETION_EVENT = "COURSE_COMPLETION"
 #: the body kept in the cache for people to read, at most this many characters
@@ -105,8 +106,13 @@ def read_event(body: str | None, *, too_large: bool, undecodable: bool, size: in
 
 
 def repeat_key(email: str, course_id: str | None, moment: str) -> str:
-    """The same student, course and moment: the same event (a deterministic hash)."""
-    raw = json.dumps([normalize_email(email), course_id, moment.strip()])
+    """The same student, course and moment: the same event (a deterministic hash).  A moment
+    that reads as a time is compared as that instant, whatever its spelling."""
+    try:
+        moment = parse_credly_time(moment).isoformat()
+    except ValueError:
+        moment = moment.strip()
+    raw = json.dumps([normalize_email(email), course_id, moment])
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:32]
 
 

@@ -4,8 +4,8 @@ DuckDB lets one process at a time hold the cache file, and a worker may hold it 
 Skilljar wants an answer quickly.  So the receiver writes each authenticated delivery to a
 folder beside the cache (``<cache stem>.hooks/``), one file per event, written to a temporary
 name, flushed to disk and renamed into place: a file that has its final name is whole.
-:func:`credly_ops.hooks.ingest.ingest` moves the files into the cache and deletes each one only
-after its row is committed.
+:func:`credly_ops.hooks.ingestion.ingest` moves the files into the cache and deletes each one
+only after its row is committed.
 
 A spool file holds what was received and when — the body (with the webhook secret masked, in
 case a sender put it there), its size, whether it was too large — and never a header.

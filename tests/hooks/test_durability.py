@@ -186,3 +186,41 @@ def test_a_receiver_killed_before_ingest_loses_nothing(skilljar: Site, tmp_path:
     assert [(h.email, h.course_id) for h in hints] == [("ada@example.org", "crs-cloud")]
     event = recent_events(Store(db))[0]
     assert json.dumps(event, default=str).count("ada@example.org") == 1
+
+
+def test_a_spool_that_cannot_be_written_is_answered_503_not_4xx(tmp_path: Path) -> None:
+    from credly_ops.emulators.server import serve_in_thread
+    from credly_ops.hooks import create_hooks_app
+    from tests.hooks.conftest import hook_settings
+
+    blocked = tmp_path / "cache.hooks"
+    blocked.write_text("a file where the spool folder should be")
+    wakes: list[int] = []
+    app = create_hooks_app(hook_settings(), Spool(blocked), wake=lambda: wakes.append(1))
+    with serve_in_thread(app) as server:
+        answer = httpx.post(
+            f"{server.url}/hooks/skilljar",
+            content=b"{}",
+            headers={"X-Webhook-Secret": HOOK_SECRET},
+            timeout=10,
+        )
+    assert answer.status_code == 503  # Skilljar delivers again; a 4xx would deactivate it
+    assert wakes == []
+
+
+def test_many_waiting_events_are_ingested_in_batches(tmp_path: Path) -> None:
+    from credly_ops.hooks.ingestion import BATCH
+
+    spool = Spool.beside(tmp_path / "cache.duckdb")
+    count = BATCH + 37
+    for n in range(count):
+        body = {
+            "event_type": "COURSE_COMPLETION",
+            "timestamp": "2026-05-01T10:00:00Z",
+            "user": {"email": f"s{n}@example.org"},
+            "course": {"id": "crs-py"},
+        }
+        spool.write(json.dumps(body).encode(), size=1)
+    hints = ingest(Store(tmp_path / "cache.duckdb"), spool)
+    assert [h.email for h in hints] == [f"s{n}@example.org" for n in range(count)]
+    assert spool.waiting() == 0

@@ -42,6 +42,8 @@ def test_the_completion_moment_wins_over_the_delivery_timestamp() -> None:
     )
     retake = _read({**BASE, "enrollment": {"completed_at": "2026-06-01T09:00:00Z"}})
     assert first.repeat_key == later.repeat_key != retake.repeat_key
+    spelled_otherwise = _read({**BASE, "enrollment": {"completed_at": "2026-04-30T11:00:00+02:00"}})
+    assert spelled_otherwise.repeat_key == first.repeat_key
 
 
 def test_other_students_courses_and_moments_are_other_events() -> None:

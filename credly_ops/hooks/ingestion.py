@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from credly_ops.hooks.events import Hint, read_event
@@ -40,9 +41,11 @@ def ingest(store: Store, spool: Spool, *, now: datetime | None = None) -> list[H
     return hints
 
 
-def _ingest_batch(store: Store, spool: Spool, files: list[Any], now: datetime | None) -> list[Hint]:
+def _ingest_batch(
+    store: Store, spool: Spool, files: list[Path], now: datetime | None
+) -> list[Hint]:
     hints: list[Hint] = []
-    done = []
+    done: list[Path] = []
     with store.transaction() as cur:
         processed = to_db_time(now or utcnow())
         for path in files:

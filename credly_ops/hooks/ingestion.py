@@ -11,6 +11,7 @@ lost to such a crash costs nothing but time: the issuer's scheduled read finds t
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from credly_ops.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
+#: two threads of a process never take the same files (processes take turns on the cache file)
+_ONE_AT_A_TIME = threading.Lock()
 #: how many spooled files one unit of work moves (the cache is let go between batches)
 BATCH = 200
 
@@ -33,12 +36,13 @@ _COLUMNS = (
 
 def ingest(store: Store, spool: Spool, *, now: datetime | None = None) -> list[Hint]:
     """Move every spooled event into ``webhook_events``; the accepted ones' hints, once each."""
-    spool.sweep_partials()
-    hints: list[Hint] = []
-    files = spool.files()
-    for start in range(0, len(files), BATCH):
-        hints.extend(_ingest_batch(store, spool, files[start : start + BATCH], now))
-    return hints
+    with _ONE_AT_A_TIME:
+        spool.sweep_partials()
+        hints: list[Hint] = []
+        files = spool.files()
+        for start in range(0, len(files), BATCH):
+            hints.extend(_ingest_batch(store, spool, files[start : start + BATCH], now))
+        return hints
 
 
 def _ingest_batch(

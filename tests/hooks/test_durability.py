@@ -224,3 +224,29 @@ def test_many_waiting_events_are_ingested_in_batches(tmp_path: Path) -> None:
     hints = ingest(Store(tmp_path / "cache.duckdb"), spool)
     assert [h.email for h in hints] == [f"s{n}@example.org" for n in range(count)]
     assert spool.waiting() == 0
+
+
+def test_two_threads_ingesting_at_once_take_each_event_once(tmp_path: Path) -> None:
+    spool = Spool.beside(tmp_path / "cache.duckdb")
+    for n in range(60):
+        body = {"event_type": "COURSE_COMPLETION", "user": {"email": f"s{n}@example.org"}}
+        spool.write(json.dumps(body).encode(), size=1)
+    store = Store(tmp_path / "cache.duckdb")
+    results: list[list[str]] = []
+    errors: list[BaseException] = []
+
+    def take() -> None:
+        try:
+            results.append([h.email for h in ingest(store, spool)])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=take) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    emails = sorted(e for batch in results for e in batch)
+    assert emails == sorted(f"s{n}@example.org" for n in range(60))
+    assert len(recent_events(store, limit=100)) == 60

@@ -160,6 +160,7 @@ def _event(**changes: object) -> bytes:
 MALFORMED = [
     (b"{not json", "the body is not JSON"),
     (b"", "the body is not JSON"),
+    (b'{"a": 1\x00}', "the body is not JSON"),
     (b"[1, 2]", "the body is not a JSON object"),
     (b"\xff\xfe\x00garbage", "the body is not UTF-8 text"),
     (_event(event_type="COURSE_ENROLLMENT"), "event_type is not COURSE_COMPLETION"),

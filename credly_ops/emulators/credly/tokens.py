@@ -78,11 +78,9 @@ class TokenBook:
         return record
 
     def for_org(self, org_id: str) -> list[TokenRecord]:
+        """The organization's tokens, in the order they were added."""
         with self._lock:
-            return sorted(
-                (r for r in self._records.values() if r.org_id == org_id),
-                key=lambda r: (r.created_at, r.id),
-            )
+            return [r for r in self._records.values() if r.org_id == org_id]
 
     def listing(self, org_id: str, token: str) -> list[dict[str, Any]]:
         """What the token ``token`` is shown: every token of the organization, or only itself

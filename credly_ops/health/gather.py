@@ -242,3 +242,23 @@ def run_checks(
         checks.extend(_cache_checks(ws, rules, now=moment, schedule=schedule))
     checks.extend(optional_checks(HealthContext(ws, moment)))
     return HealthReport(moment, tuple(checks))
+
+
+def run_configured_checks(ws: Workspace, *, schedule: timedelta | None = None) -> HealthReport:
+    """:func:`run_checks` with Skilljar as configured; an unusable ``[skilljar]`` is a failing
+    check, not an error (what the app's monitor runs)."""
+    from credly_ops.config import load_skilljar_settings
+
+    try:
+        skilljar = load_skilljar_settings()
+    except ConfigError as exc:
+        report = run_checks(ws, SkilljarNotConfigured(missing=()), schedule=schedule)
+        broken = Check(
+            "skilljar_credentials",
+            Status.FAIL,
+            f"The Skilljar configuration cannot be used: {exc}",
+            "Fix [skilljar] in .streamlit/secrets.toml or the SKILLJAR_* variables.",
+        )
+        others = tuple(c for c in report.checks if c.name != broken.name)
+        return HealthReport(report.checked_at, (broken, *others))
+    return run_checks(ws, skilljar, schedule=schedule)

@@ -62,9 +62,10 @@ def render_text(result: Radar, days: int) -> str:
         lines.append(f"No badge expires within {max(WINDOWS)} days, and none expired accepted.")
     for s in summaries:
         windows = ", ".join(f"{n:,} within {d} days" for d, n in s.within.items())
-        lines.append(f"{s.template_name} ({s.course or 'no rule'}): {windows}; ")
-        lines[-1] += f"{s.expired_accepted:,} expired but accepted. Renewal: " + ", ".join(
-            f"{k} {v:,}" for k, v in sorted(s.renewal.items())
+        renewal = ", ".join(f"{k} {v:,}" for k, v in sorted(s.renewal.items()))
+        lines.append(
+            f"{s.template_name} ({s.course or 'no rule'}): {windows}; "
+            f"{s.expired_accepted:,} expired but accepted. Renewal: {renewal}"
         )
     listed = result.outreach(days)
     lines += ["", f"{len(listed):,} badges expired but accepted or expiring within {days} days:"]

@@ -156,7 +156,8 @@ def check_credly_token(
             )
             detail = f"{label} expires in {_days(left)}, on {when}."
     if rights:
-        detail += f" It has no {' and no '.join(rights)} right: it cannot issue badges."
+        cannot = "issue badges" if "write" in rights else "read the organization"
+        detail += f" It has no {' and no '.join(rights)} right: it cannot {cannot}."
         status = Status.FAIL if status is Status.FAIL else Status.WARN
     action = "" if status is Status.OK else ROTATE_ADVICE
     return Check(name, status, detail, action)

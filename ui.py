@@ -29,6 +29,7 @@ from credly_ops.loopback import is_loopback
 
 if TYPE_CHECKING:
     # the cache, the sync and pandas load after the navigation is on screen (first paint)
+    from credly_ops.health import HealthMonitor
     from credly_ops.workspace import Workspace
 
 
@@ -45,6 +46,16 @@ def workspace() -> Workspace:
     ws = Workspace(settings)
     ws.start_demo_credly()
     return ws
+
+
+@st.cache_resource
+def health_monitor(_ws: Workspace) -> HealthMonitor:
+    """The health checks' latest report, refreshed in the background every 5 minutes: the
+    sidebar's line never waits for Credly (the Health page waits, with a spinner)."""
+    from credly_ops.health import HealthMonitor
+    from credly_ops.health.gather import run_configured_checks
+
+    return HealthMonitor(lambda: run_configured_checks(_ws), max_age=300)
 
 
 def wait_for_demo_credly(ws: Workspace) -> None:
@@ -83,6 +94,8 @@ PAGES = (
     PageSpec(
         "pages/student_preview.py", "Student preview", ":material/person_search:", Permission.VIEW
     ),
+    PageSpec("pages/renewals.py", "Renewals", ":material/event_repeat:", Permission.VIEW),
+    PageSpec("pages/health.py", "Health", ":material/health_and_safety:", Permission.VIEW),
     PageSpec("pages/settings.py", "Settings", ":material/settings:", Permission.CHANGE_SETTINGS),
     PageSpec("pages/audit.py", "Audit", ":material/history:", Permission.VIEW_AUDIT),
 )
@@ -283,6 +296,8 @@ def sidebar(ws: Workspace) -> None:
         )
         if health.message:
             status.warning(health.message, icon=":material/sync_problem:")
+        checked = health_monitor(ws).latest()  # never waits: checking runs in the background
+        status.caption(f"Health: **{checked.summary()}**" if checked else "Health: checking…")
         outcome = st.session_state.pop("sync_outcome", None)
         if outcome and outcome[0] == "success":
             st.success(outcome[1], icon=":material/check_circle:")

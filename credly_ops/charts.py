@@ -6,6 +6,8 @@ axis says what it counts and in which unit.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -193,5 +195,25 @@ def exits_figure(result: FunnelSummary) -> go.Figure:
         xaxis_title="Completions or badges (count)",
         yaxis_title=None,
         height=max(260, 40 * len(frame) + 120),
+    )
+    return styled(fig)
+
+
+def expiries_figure(per_month: Sequence[tuple[str, int]]) -> go.Figure:
+    """The renewals radar's chart: live badges expiring in each of the next months."""
+    months = [month for month, _ in per_month]
+    counts = [count for _, count in per_month]
+    fig = go.Figure(
+        go.Bar(
+            x=months,
+            y=counts,
+            marker={"color": ORANGE},
+            hovertemplate="%{x}: %{y:,} badges expire<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title="Badges expiring per month (next 12 months)",
+        xaxis={"title": "month of expiry", "type": "category"},
+        yaxis={"title": "badges (pending or accepted)"},
     )
     return styled(fig)

@@ -112,6 +112,23 @@ class IssuedBadge(CredlyObject):
         return self.state in LIVE_STATES
 
 
+class AuthorizationToken(CredlyObject):
+    """One of the organization's API tokens as ``GET …/authorization_tokens`` lists it
+    (reference §13): never the token's value, only its name, rights and expiry.  Tolerant:
+    every field but the id may be missing, and unknown fields are kept."""
+
+    id: str
+    name: str | None = None
+    description: str | None = None
+    read_enabled: bool | None = None
+    write_enabled: bool | None = None
+    delete_enabled: bool | None = None
+    expires_at: datetime | None = None
+    created_at: datetime | None = None
+
+    _times = field_validator("expires_at", "created_at", mode="before")(answer_time)
+
+
 class Page(BaseModel):
     """One page of a page-based Credly list."""
 

@@ -32,7 +32,9 @@ def test_the_commands_are_the_documented_ones() -> None:
     assert sorted(all_commands()) == [
         ("audit",),
         ("demo",),
+        ("doctor",),
         ("emulator",),
+        ("expiring",),
         ("funnel",),
         ("hooks",),
         ("issue",),

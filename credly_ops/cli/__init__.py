@@ -12,8 +12,8 @@ The package::
     context.py     CommandLine: the run's --db and actor, handed to every command
     exits.py       the exit codes, and which error ends a command with which
     output.py      JSON, sentences, errors, tables, progress (Rich, on a terminal only)
-    audit.py demo.py emulator.py funnel.py hooks.py issue.py rules.py status.py student.py
-    sync.py
+    audit.py demo.py doctor.py emulator.py expiring.py funnel.py hooks.py issue.py rules.py
+    status.py student.py sync.py
                    one module per command or command group
 
 Adding a command (there is one way):
@@ -44,7 +44,9 @@ from credly_ops.access import command_line_actor
 from credly_ops.cli import (
     audit,
     demo,
+    doctor,
     emulator,
+    expiring,
     funnel,
     hooks,
     issue,
@@ -73,6 +75,8 @@ COMMANDS: tuple[click.Command, ...] = (
     issue.command,
     student.command,
     hooks.command,
+    expiring.command,
+    doctor.command,
 )
 
 

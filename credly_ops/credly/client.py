@@ -62,6 +62,7 @@ from credly_ops.credly.filters import (
     build_sort,
 )
 from credly_ops.models import (
+    AuthorizationToken,
     BadgeState,
     BadgeTemplate,
     IssuedBadge,
@@ -373,6 +374,13 @@ class CredlyClient:
     def get_event(self, event_id: str) -> dict[str, Any]:
         """One event with its badge or template (``GET /events/{id}``)."""
         return self._data_object(self._get_json(self._path("events", event_id)), "event")
+
+    def list_authorization_tokens(self) -> list[AuthorizationToken]:
+        """The organization's API tokens with their rights and ``expires_at``
+        (``GET /organizations/{org}/authorization_tokens``, reference §13).  A read-only token
+        may be shown a shortened list."""
+        envelope = self._get_json(self._path("authorization_tokens"))
+        return _models(AuthorizationToken, envelope.get("data"), "authorization token")
 
     # ------------------------------------------------------------------ templates
 

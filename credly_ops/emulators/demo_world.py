@@ -5,7 +5,8 @@ One seed and one anchor day give the same world every time: ten courses mapped t
 renewal course that updates an existing badge), about 20,000 students and 30,000 completions
 over the eighteen months before the anchor, and the badges those completions earned, with
 earners who behave like real ones: some accept within hours, more after each reminder, some
-have Auto-Accept on, many never accept; a few reject, a few badges are revoked; some badges
+have Auto-Accept on, many never accept; a few reject, a few badges are revoked; a cohort
+trained on one day eleven months ago makes a wave of expiries next month; some badges
 predate the integration, and a second organization issues badges to the same people (the
 student preview must never show those).
 
@@ -265,6 +266,8 @@ def generate(
     raw.append((anchor - timedelta(days=300), *retaker, onboarding, True, 91.0))
     raw.append((anchor - timedelta(days=30), *retaker, onboarding, True, 97.0))
     raw.sort(key=lambda r: (r[0], r[1]))
+    raw.extend(_renewal_wave(seed, people, anchor))
+    raw.sort(key=lambda r: (r[0], r[1]))
 
     auto_accept = {p[0] for p in people if rng.random() < 0.08}
     world.auto_accept = sorted(auto_accept)
@@ -315,6 +318,28 @@ def generate(
     _pre_integration_badges(rng, world, templates, people, anchor)
     _other_org(rng, world, people, anchor)
     return world
+
+
+#: a cohort trained on one day eleven months ago on a twelve-month badge: the wave of expiries
+#: next month that the Renewals page shows
+WAVE_COURSE_ID = "3n5b7v9c1x2z"  # Data Analytics Essentials (issue_or_update, 12 months)
+WAVE_SIZE = 240
+
+
+def _renewal_wave(
+    seed: int, people: list[tuple[str, str, str]], anchor: datetime
+) -> list[tuple[datetime, str, str, str, CourseSpec, bool, float]]:
+    """The cohort's completions, passed, on the 10th of next month twelve months ago (its own
+    random stream, so the rest of the world draws the same numbers as without it)."""
+    rng = random.Random(seed + 1)
+    spec = next(c for c in COURSES if c.course_id == WAVE_COURSE_ID)
+    next_month = add_months(anchor.replace(day=1), 1)
+    day = add_months(next_month, -12).replace(day=10, hour=9)
+    cohort = rng.sample(people[len(people) // 3 :], min(WAVE_SIZE, len(people) // 3))
+    return [
+        (day + timedelta(minutes=rng.randint(0, 480)), *person, spec, True, 85.0)
+        for person in cohort
+    ]
 
 
 def _expiry(when: datetime, rule: BadgeRule) -> datetime | None:

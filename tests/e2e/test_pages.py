@@ -105,3 +105,31 @@ def test_bulk_issue_upload_plan_confirm_done_and_report(live_app, page, tmp_path
     assert sorted(outcomes) == ["invalid", "issued", "issued", "skipped", "skipped"]
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "bulk_issue.png"), full_page=True)
+
+
+def test_renewals_shows_expiries_and_the_outreach_list(live_app, page) -> None:
+    go(page, live_app, "Renewals")
+    page.locator(".js-plotly-plot").first.wait_for()
+    wait_idle(page)
+    main = page.get_by_test_id("stMain")
+    assert main.get_by_text("Expiring within 30 days").count() == 1
+    assert main.get_by_role("heading", name="Per template").count() == 1
+    assert main.get_by_test_id("stDataFrame").count() == 2  # per template, students to reach
+    assert page.get_by_role("button", name="Download the outreach CSV").is_enabled()
+    assert page.get_by_test_id("stException").count() == 0
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "renewals.png"), full_page=True)
+
+
+def test_health_shows_the_token_expiring_and_the_archived_template(live_app, page) -> None:
+    go(page, live_app, "Health")
+    page.get_by_text("Credly token").first.wait_for()
+    wait_idle(page)
+    text = page.get_by_test_id("stMain").inner_text()
+    assert "expires in" in text
+    assert "Partner Sales Accreditation is archived" in text
+    assert page.get_by_test_id("stException").count() == 0
+    sidebar = page.get_by_test_id("stSidebar").inner_text()
+    assert "Health:" in sidebar
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "health.png"), full_page=True)

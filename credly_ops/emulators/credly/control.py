@@ -1,7 +1,9 @@
 """The ``/_emulator/`` control surface: what only an earner or an operator can do.
 
 Accept or reject a badge, turn on Auto-Accept, move the clock, inject faults, read and reset
-request statistics, check health, and the template pictures the demo shows.  No
+request statistics, check health, and the template pictures the demo shows; and what a Credly
+admin does by hand: archive (or draft, or re-activate) a template, and move a token's expiry
+(``{"expires_at": "<time>"}`` or ``{"expires_in_days": 20}``).  No
 authentication: the emulator binds to loopback.
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
+from datetime import timedelta
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -53,6 +56,35 @@ async def auto_accept(request: Request, emu: Emulator) -> Response:
         raise ApiError(400, "enabled must be true or false")
     emu.world.set_auto_accept(request.path_params["org"], body["email"], enabled, record=True)
     return envelope({"email": body["email"].strip().lower(), "enabled": enabled})
+
+
+async def template_state(request: Request, emu: Emulator) -> Response:
+    body = await json_body(request)
+    if not isinstance(body, dict) or not isinstance(body.get("state"), str):
+        raise ApiError(400, "Send {'state': 'active' | 'draft' | 'archived'}")
+    p = request.path_params
+    return envelope(emu.world.set_template_state(p["org"], p["template_id"], body["state"]))
+
+
+async def token_expiry(request: Request, emu: Emulator) -> Response:
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise ApiError(400, "Request body must be a JSON object")
+    world = emu.world
+    if "expires_in_days" in body:
+        try:
+            moment = world.clock.now() + timedelta(days=float(body["expires_in_days"]))
+        except (TypeError, ValueError):
+            raise ApiError(400, "expires_in_days must be a number") from None
+    elif "expires_at" in body:
+        try:
+            moment = parse_credly_time(str(body["expires_at"]))
+        except ValueError:
+            raise ApiError(400, "expires_at must be a timestamp") from None
+    else:
+        raise ApiError(400, "Send one of expires_at or expires_in_days")
+    p = request.path_params
+    return envelope(world.token_book.set_expiry(p["org"], p["token_id"], moment).as_json())
 
 
 async def get_clock(request: Request, emu: Emulator) -> Response:
@@ -138,6 +170,16 @@ ROUTES = [
         methods=["POST"],
     ),
     Route("/_emulator/orgs/{org}/auto_accept", control(auto_accept), methods=["POST"]),
+    Route(
+        "/_emulator/orgs/{org}/badge_templates/{template_id}/state",
+        control(template_state),
+        methods=["POST"],
+    ),
+    Route(
+        "/_emulator/orgs/{org}/authorization_tokens/{token_id}",
+        control(token_expiry),
+        methods=["POST"],
+    ),
     Route("/_emulator/clock", control(get_clock), methods=["GET"]),
     Route("/_emulator/clock", control(set_clock), methods=["POST"]),
     Route("/_emulator/faults", control(get_faults), methods=["GET"]),

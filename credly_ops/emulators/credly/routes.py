@@ -74,6 +74,11 @@ async def put_org(request: Request, world: World, org: str) -> Response:
     return envelope(world.update_org(org, await json_body(request)))
 
 
+async def list_authorization_tokens(request: Request, world: World, org: str) -> Response:
+    tokens = world.token_book.listing(org, token_from(request) or "")
+    return envelope(tokens, page_metadata(request, 1, PAGE_SIZE, len(tokens), len(tokens)))
+
+
 # --------------------------------------------------------------------------- templates
 
 
@@ -191,6 +196,7 @@ ROUTES = [
     Route("/v1/organizations", api(list_orgs), methods=["GET"]),
     Route(ORG_PATH, api(get_org), methods=["GET"]),
     Route(ORG_PATH, api(put_org), methods=["PUT"]),
+    Route(f"{ORG_PATH}/authorization_tokens", api(list_authorization_tokens), methods=["GET"]),
     Route(f"{ORG_PATH}/badge_templates", api(list_templates), methods=["GET"]),
     Route(f"{ORG_PATH}/badge_templates/{{template_id}}", api(get_template), methods=["GET"]),
     Route(f"{ORG_PATH}/badges", api(list_badges), methods=["GET"]),

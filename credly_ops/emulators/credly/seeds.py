@@ -6,6 +6,8 @@ replayed on the same seed gives back the world that wrote it.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from credly_ops.config import DEMO_API_TOKEN, DEMO_ORG_ID
 from credly_ops.emulators.credly.images import template_image_url
 from credly_ops.emulators.credly.records import stable_uuid
@@ -28,6 +30,11 @@ EMPTY_SEED_TEMPLATES: tuple[tuple[str, str, bool, int | None], ...] = (
 )
 
 
+#: the demo's API token expires this soon after the emulator starts, so the Health page has a
+#: token to warn about (warned 30 days ahead, failing at 7)
+DEMO_TOKEN_EXPIRES_IN = timedelta(days=20)
+
+
 def seed_empty(world: World) -> None:
     """One organization with the demo id and token, and a handful of templates."""
     world.add_org(DEMO_ORG_ID, "Demo Academy", DEMO_API_TOKEN, vanity_slug="demo-academy")
@@ -44,12 +51,16 @@ def seed_empty(world: World) -> None:
 
 
 def seed_demo(world: World, demo: DemoWorld, *, image_base: str | None = None) -> None:
-    """Load the Credly side of the demo world: both organizations, templates, badges.
+    """Load the Credly side of the demo world: both organizations, templates, badges, and the
+    demo token's expiry (:data:`DEMO_TOKEN_EXPIRES_IN`).
 
     With ``image_base`` (the emulator's own address) template pictures are served by the
     emulator, so the demo shows them with no network beyond loopback.
     """
     world.add_org(DEMO_ORG_ID, DEMO_ORG_NAME, DEMO_API_TOKEN, vanity_slug="northwind-academy")
+    token = world.token_book.for_org(DEMO_ORG_ID)[0]
+    world.token_book.rename(DEMO_ORG_ID, token.id, "credly-ops (demo)")
+    world.token_book.set_expiry(DEMO_ORG_ID, token.id, world.clock.now() + DEMO_TOKEN_EXPIRES_IN)
     for tpl in demo.templates:
         if image_base:
             tpl = {**tpl, "image_url": template_image_url(image_base, tpl["id"])}

@@ -62,6 +62,7 @@ from credly_ops.emulators.credly.rendering import (
     org_json,
     template_json,
 )
+from credly_ops.emulators.credly.tokens import TokenBook
 from credly_ops.emulators.credly.validation import (
     blank,
     org_update,
@@ -86,6 +87,8 @@ class World:
         self._lock = threading.RLock()
         self._orgs: dict[str, OrgState] = {}
         self._tokens: dict[str, str] = {}
+        #: every token's record: rights and expiry (``GET …/authorization_tokens``)
+        self.token_book = TokenBook()
         self.queries = QueryCache()
         self._event_seq = 0
         self._journal = Journal(journal_path) if journal_path is not None else None
@@ -105,13 +108,30 @@ class World:
             self._orgs[org_id] = OrgState(org)
             self.add_token(org_id, token)
 
-    def add_token(self, org_id: str, token: str) -> None:
+    def add_token(
+        self,
+        org_id: str,
+        token: str,
+        *,
+        name: str | None = None,
+        expires_at: datetime | None = None,
+        write_enabled: bool = True,
+    ) -> None:
+        """A token for the organization; it expires 180 days from now unless told."""
         with self._lock:
             self._state(org_id)
             owner = self._tokens.get(token)
             if owner not in (None, org_id):
                 raise ValueError("token already belongs to another organization")
             self._tokens[token] = org_id
+            self.token_book.add(
+                org_id,
+                token,
+                self.clock.now(),
+                name=name,
+                expires_at=expires_at,
+                write_enabled=write_enabled,
+            )
 
     def add_template(
         self,
@@ -262,6 +282,20 @@ class World:
             if template is None:
                 raise ApiError(404, "Badge template not found")
             return template_json(st, template, self.queries.template_counts(st))
+
+    def set_template_state(self, org_id: str, template_id: str, state: str) -> dict[str, Any]:
+        """An admin on Credly archives, drafts or re-activates a template (not journalled:
+        templates are seeded, not written through the API)."""
+        if state not in TEMPLATE_STATES:
+            raise ApiError(400, f"state must be one of {', '.join(TEMPLATE_STATES)}")
+        with self._lock:
+            st = self._state(org_id)
+            template = st.templates.get(template_id)
+            if template is None:
+                raise ApiError(404, "Badge template not found")
+            st.templates[template_id] = replace(template, state=state, updated_at=self.clock.now())
+            st.version += 1
+        return self.template_json(org_id, template_id)
 
     def template_page(
         self, org_id: str, filter_text: str | None, sort_text: str | None, offset: int, limit: int

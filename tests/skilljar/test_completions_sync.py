@@ -1,4 +1,4 @@
-"""Skilljar completions into the cache, over real HTTP to the local Skilljar, on real DuckDB files."""
+"""Skilljar completions into the cache: real HTTP to the local Skilljar, real DuckDB files."""
 
 from __future__ import annotations
 

@@ -91,3 +91,17 @@ def test_refused_credentials_exit_2_and_no_secret_is_printed(
     assert main(["-v", "completions", "sync", "--json"]) == 0
     captured = capsys.readouterr()
     assert CLIENT_SECRET not in captured.out + captured.err
+
+
+def test_an_unreachable_skilljar_exits_2(
+    configured: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    monkeypatch.setenv("SKILLJAR_API_URL", f"http://127.0.0.1:{closed}")
+    assert main(["completions", "sync", "--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Skilljar could not be read" in captured.err

@@ -62,13 +62,16 @@ class Workspace:
     def status(self) -> dict[str, Any]:
         """What ``credly-ops status`` prints: the configuration (token masked), the organization
         the cache records, and the sync history's health (``last_sync``,
-        ``last_sync_finished``, ``unfinished_sync``, ``sync_warning``, ``last_reconcile``)."""
+        ``last_sync_finished``, ``unfinished_sync``, ``sync_warning``, ``last_reconcile``), and
+        the last read of Skilljar completions (``last_completions_read``)."""
+        from credly_ops.completions_sync import last_completions_read
         from credly_ops.sync_history import sync_health
 
         info: dict[str, Any] = dict(self.settings.describe())
         recorded = self.store.recorded_identity()
         info["cache_organization"] = None if recorded is None else asdict(recorded)
         info.update(sync_health(self.store).as_json())
+        info["last_completions_read"] = last_completions_read(self.store)
         return info
 
     def client(self, **kw: Any) -> CredlyClient:

@@ -53,6 +53,9 @@ def test_json_prints_exactly_the_documented_keys(
     assert json.loads(capsys.readouterr().out)["new"] == 1
     assert main(["completions", "sync"]) == 0
     assert "0 new, 6 Skilljar completions cached" in capsys.readouterr().out
+    assert main(["status"]) == 0
+    last = json.loads(capsys.readouterr().out)["last_completions_read"]
+    assert (last["kind"], last["status"], last["new"]) == ("incremental", "ok", 0)
 
 
 def test_another_account_exits_2_with_a_sentence(

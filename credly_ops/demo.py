@@ -8,13 +8,27 @@ LMS side.
 
 from __future__ import annotations
 
+import random
+import secrets
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 from credly_ops.access import SYSTEM_ACTOR, Actor
 from credly_ops.completions_sync import SOURCE, record_demo_read
-from credly_ops.emulators.demo_world import JOURNAL_FILE, WORLD_FILE, DemoWorld, read_world_file
+from credly_ops.config import DEMO_SKILLJAR_API_URL
+from credly_ops.emulators.demo_names import COMPANY_DOMAINS, FIRST_NAMES, LAST_NAMES
+from credly_ops.emulators.demo_world import (
+    COURSES,
+    JOURNAL_FILE,
+    WORLD_FILE,
+    DemoWorld,
+    read_world_file,
+)
 from credly_ops.emulators.skilljar.seeds import JOURNAL_FILE as SKILLJAR_JOURNAL_FILE
 from credly_ops.lms import delete_completions, save_completions
+from credly_ops.models import IssueMethod
 from credly_ops.rules import replace_rules
 from credly_ops.store import Store, write_audit
 
@@ -70,3 +84,49 @@ def reset_demo_files(data_dir: Path, db_path: Path) -> None:
         Path(f"{db_path}.wal"),
     ):
         path.unlink(missing_ok=True)
+
+
+#: the demo courses a new completion can earn a badge for (an active template, a first badge)
+BADGE_COURSES = tuple(
+    spec
+    for spec in COURSES
+    if spec.template_name is not None
+    and spec.template_state == "active"
+    and spec.method is not IssueMethod.UPDATE
+)
+
+
+def finish_a_course_now(
+    skilljar_url: str = DEMO_SKILLJAR_API_URL,
+    *,
+    rng: random.Random | None = None,
+    deliver: bool = True,
+    timeout: float = 5.0,
+) -> dict[str, Any]:
+    """In the demo: a new student finishes (and passes) a badge course now, on the demo
+    Skilljar; with ``deliver``, its registered ``COURSE_COMPLETION`` webhooks are called.
+
+    Returns the demo Skilljar's summary: ``enrollment_id``, ``email``, ``course_id``,
+    ``completed_at``, ``success_status`` (and ``deliveries`` when delivered).
+    """
+    pick = rng or random.Random(secrets.randbits(32))
+    first, last = pick.choice(FIRST_NAMES), pick.choice(LAST_NAMES)
+    local = f"{first}.{last}".lower().replace("'", "")
+    email = f"{local}.{pick.randrange(10_000, 99_999)}@{pick.choice(COMPANY_DOMAINS)}"
+    course = pick.choice(BADGE_COURSES)
+    body: dict[str, Any] = {
+        "email": email,
+        "first_name": first,
+        "last_name": last,
+        "course_id": course.course_id,
+        "success_status": "PASSED",
+        "score": round(pick.uniform(75, 100), 1),
+        "max_score": 100.0,
+        "deliver": deliver,
+    }
+    answer = httpx.post(
+        f"{skilljar_url.rstrip('/')}/_emulator/completions", json=body, timeout=timeout
+    )
+    answer.raise_for_status()
+    summary: dict[str, Any] = answer.json()
+    return summary

@@ -123,3 +123,28 @@ def test_the_demo_workspace_reads_the_embedded_skilljar(
     # is incremental, reads only the overlap window and finds nothing the demo cache lacks
     assert (result.new, result.completions) == (0, len(demo.completions))
     assert 1 <= result.pages <= 3
+
+
+def test_a_student_finishes_a_badge_course_now_and_the_next_read_has_it(tmp_path: Path) -> None:
+    import random
+
+    from credly_ops.demo import finish_a_course_now
+
+    demo = generate(students=500, completions=700)
+    server = serve_in_thread(create_app(build_demo_world(demo)), host="127.0.0.1", port=0)
+    store = Store(tmp_path / "demo.duckdb")
+    load_cache(store, demo)
+    try:
+        done = finish_a_course_now(server.url, rng=random.Random(3))
+        with _client(server.url) as client:
+            result = sync_completions(store, client)
+    finally:
+        server.stop()
+    assert result.new == 1 and done["success_status"] == "PASSED"
+    rules = {r.course_id: r for r in demo.rules}
+    assert done["course_id"] in rules  # a course with a badge
+    with store.session() as cur:
+        row = cur.execute(
+            "SELECT course_id, status FROM completions WHERE email = ?", [done["email"]]
+        ).fetchone()
+    assert row == (done["course_id"], "passed")

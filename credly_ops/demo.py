@@ -18,15 +18,15 @@ import httpx
 from credly_ops.access import SYSTEM_ACTOR, Actor
 from credly_ops.completions_sync import SOURCE, record_demo_read
 from credly_ops.config import DEMO_SKILLJAR_API_URL
-from credly_ops.emulators.demo_names import COMPANY_DOMAINS, FIRST_NAMES, LAST_NAMES
 from credly_ops.emulators.demo_world import (
     COURSES,
     JOURNAL_FILE,
+    SKILLJAR_JOURNAL_FILE,
     WORLD_FILE,
     DemoWorld,
+    new_student,
     read_world_file,
 )
-from credly_ops.emulators.skilljar.seeds import JOURNAL_FILE as SKILLJAR_JOURNAL_FILE
 from credly_ops.lms import delete_completions, save_completions
 from credly_ops.models import IssueMethod
 from credly_ops.rules import replace_rules
@@ -110,9 +110,7 @@ def finish_a_course_now(
     ``completed_at``, ``success_status`` (and ``deliveries`` when delivered).
     """
     pick = rng or random.Random(secrets.randbits(32))
-    first, last = pick.choice(FIRST_NAMES), pick.choice(LAST_NAMES)
-    local = f"{first}.{last}".lower().replace("'", "")
-    email = f"{local}.{pick.randrange(10_000, 99_999)}@{pick.choice(COMPANY_DOMAINS)}"
+    email, first, last = new_student(pick)
     course = pick.choice(BADGE_COURSES)
     body: dict[str, Any] = {
         "email": email,

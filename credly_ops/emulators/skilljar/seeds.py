@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from credly_ops.emulators.demo_world import COURSES, DemoWorld
+from credly_ops.emulators.demo_world import COURSES, SKILLJAR_JOURNAL_FILE, DemoWorld
 from credly_ops.emulators.skilljar.state import (
     DEMO_API_KEY,
     DEMO_CLIENT_ID,
@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 #: the demo Skilljar's journal, beside the demo Credly's in the data folder
-JOURNAL_FILE = "demo_skilljar_journal.jsonl"
+JOURNAL_FILE = SKILLJAR_JOURNAL_FILE
 
 log = logging.getLogger(__name__)
 

@@ -242,13 +242,23 @@ def _claim(store: Store, kind: str, started_at: datetime, since: datetime | None
     return read_id
 
 
-def _fail(store: Store, read_id: int, exc: BaseException, now: datetime) -> None:
+def _fail(
+    store: Store, read_id: int, kind: str, exc: BaseException, now: datetime, actor: Actor
+) -> None:
     status = "interrupted" if isinstance(exc, KeyboardInterrupt | SystemExit) else "failed"
     with store.transaction() as cur:
         cur.execute(
             "UPDATE completion_reads SET status = ?, finished_at = ?, error = ? WHERE id = ?",
             # the class and Skilljar's scrubbed words: never a secret (see the client)
             [status, to_db_time(now), f"{type(exc).__name__}: {str(exc)[:500]}", read_id],
+        )
+        write_audit(
+            cur,
+            actor=actor,
+            action="completions.read",
+            target=kind,
+            outcome=status,
+            detail={"error": type(exc).__name__},
         )
 
 
@@ -426,7 +436,7 @@ def _read(
                 detail={"pages": pages, "read": read, "new": new, "skipped": skipped},
             )
     except BaseException as exc:
-        _fail(store, read_id, exc, utcnow())
+        _fail(store, read_id, kind, exc, utcnow(), actor)
         raise
     return CompletionsRead(
         completions=held,

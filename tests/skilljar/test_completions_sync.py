@@ -210,6 +210,11 @@ def test_a_read_that_fails_is_recorded_and_keeps_the_pages_it_stored(
     assert last is not None and last["status"] == "failed" and last["pages"] == 1
     assert len(_rows(store)) == 100
     assert high_water_mark(store) is None  # the mark moves only with a finished read
+    with store.session() as cur:
+        audited = cur.execute(
+            "SELECT outcome, detail FROM audit WHERE action = 'completions.read'"
+        ).fetchall()
+    assert audited == [("failed", '{"error": "ServerError"}')]
     skilljar.control("faults", {"clear": True})
     assert sync_completions(store, client).new == 50
 

@@ -48,4 +48,4 @@ demo: $(RUN_STAMP)
 	$(BIN)/credly-ops demo --fresh
 
 clean:
-	rm -rf $(VENV) data/*.duckdb data/*.duckdb.wal data/demo_world.json data/demo_credly_journal.jsonl
+	rm -rf $(VENV) data/*.duckdb data/*.duckdb.wal data/demo_world.json data/demo_credly_journal.jsonl data/demo_skilljar_journal.jsonl

@@ -194,6 +194,13 @@ def cli_actor() -> str:
 # optional: without a client id and secret it is "not configured", which is a value, not an error.
 
 DEFAULT_SKILLJAR_API_URL = "https://api.skilljar.com"
+#: the demo's embedded Skilljar (the local emulator) and its public v2 client and webhook secret:
+#: in the demo environment, with no Skilljar configured, completions are read from it
+DEMO_SKILLJAR_PORT = 8767
+DEMO_SKILLJAR_API_URL = f"http://{DEMO_HOST}:{DEMO_SKILLJAR_PORT}"
+DEMO_SKILLJAR_CLIENT_ID = "demo-skilljar-client"
+DEMO_SKILLJAR_CLIENT_SECRET = "demo-skilljar-secret-not-a-secret"  # noqa: S105 - public demo value
+DEMO_SKILLJAR_WEBHOOK_SECRET = "demo-webhook-secret-not-a-secret"  # noqa: S105 - public demo value
 
 _SKILLJAR_ENV_VARS = {
     "api_url": "SKILLJAR_API_URL",
@@ -319,4 +326,14 @@ def load_skilljar_settings(
         client_secret=SecretStr(chosen_secret),
         domain=pick("domain"),
         webhook_secret=SecretStr(hook) if hook else None,
+    )
+
+
+def demo_skilljar_settings() -> SkilljarSettings:
+    """The embedded demo Skilljar's settings (public values that open only the local emulator)."""
+    return SkilljarSettings(
+        api_url=DEMO_SKILLJAR_API_URL,
+        client_id=DEMO_SKILLJAR_CLIENT_ID,
+        client_secret=SecretStr(DEMO_SKILLJAR_CLIENT_SECRET),
+        webhook_secret=SecretStr(DEMO_SKILLJAR_WEBHOOK_SECRET),
     )

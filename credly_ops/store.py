@@ -347,6 +347,35 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         """,
     ),
     (
+        6,
+        # completions read from Skilljar (credly_ops.completions_sync): every read with its
+        # heartbeat and high-water mark, and the one Skilljar account this cache reads
+        """
+        CREATE TABLE completion_reads (
+            id INTEGER PRIMARY KEY,
+            kind VARCHAR NOT NULL,
+            started_at TIMESTAMP NOT NULL,
+            finished_at TIMESTAMP,
+            heartbeat_at TIMESTAMP,
+            runner VARCHAR,
+            status VARCHAR NOT NULL,
+            since TIMESTAMP,
+            pages INTEGER NOT NULL DEFAULT 0,
+            read INTEGER NOT NULL DEFAULT 0,
+            new INTEGER NOT NULL DEFAULT 0,
+            skipped INTEGER NOT NULL DEFAULT 0,
+            high_water TIMESTAMP,
+            error VARCHAR
+        );
+        CREATE TABLE skilljar_account (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            api_url VARCHAR NOT NULL,
+            domain VARCHAR,
+            recorded_at TIMESTAMP NOT NULL
+        );
+        """,
+    ),
+    (
         8,
         # Skilljar webhook deliveries, moved here from the receiver's spool
         # (credly_ops.hooks.ingestion): accepted | rejected (detail says why) | duplicate

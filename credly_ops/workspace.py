@@ -8,8 +8,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from credly_ops.config import DEFAULT_DB_DIR, Settings
+from credly_ops.config import (
+    DEFAULT_DB_DIR,
+    ConfigError,
+    Settings,
+    SkilljarNotConfigured,
+    SkilljarSettings,
+    demo_skilljar_settings,
+    load_skilljar_settings,
+)
 from credly_ops.credly.client import CredlyClient
+from credly_ops.skilljar import SkilljarClient
 from credly_ops.store import CacheIdentity, Store
 
 
@@ -19,6 +28,16 @@ def cache_identity(settings: Settings) -> CacheIdentity:
 
 
 log = logging.getLogger(__name__)
+
+
+class SkilljarMissing(ConfigError):
+    """Skilljar is not configured (outside the demo): nothing can be read from it."""
+
+    def __init__(self, missing: SkilljarNotConfigured) -> None:
+        super().__init__(
+            f"Skilljar is not configured: set {' and '.join(missing.missing)} "
+            "(the [skilljar] table of .streamlit/secrets.toml, or the environment)"
+        )
 
 
 @dataclass
@@ -43,13 +62,16 @@ class Workspace:
     def status(self) -> dict[str, Any]:
         """What ``credly-ops status`` prints: the configuration (token masked), the organization
         the cache records, and the sync history's health (``last_sync``,
-        ``last_sync_finished``, ``unfinished_sync``, ``sync_warning``, ``last_reconcile``)."""
+        ``last_sync_finished``, ``unfinished_sync``, ``sync_warning``, ``last_reconcile``), and
+        the last read of Skilljar completions (``last_completions_read``)."""
+        from credly_ops.completions_sync import last_completions_read
         from credly_ops.sync_history import sync_health
 
         info: dict[str, Any] = dict(self.settings.describe())
         recorded = self.store.recorded_identity()
         info["cache_organization"] = None if recorded is None else asdict(recorded)
         info.update(sync_health(self.store).as_json())
+        info["last_completions_read"] = last_completions_read(self.store)
         return info
 
     def client(self, **kw: Any) -> CredlyClient:
@@ -64,6 +86,28 @@ class Workspace:
 
             ensure_demo_emulator(self.settings)
         return CredlyClient.from_settings(self.settings, **kw)
+
+    def skilljar_settings(self) -> SkilljarSettings | SkilljarNotConfigured:
+        """The configured Skilljar; in the demo environment with none configured, the embedded
+        demo Skilljar's."""
+        found = load_skilljar_settings()
+        if isinstance(found, SkilljarNotConfigured) and self.settings.is_demo:
+            return demo_skilljar_settings()
+        return found
+
+    def skilljar_client(self, **kw: Any) -> SkilljarClient:
+        """A client for the configured Skilljar (starting the demo Skilljar when it is the one);
+        :class:`SkilljarMissing` when none is configured.  The cache is opened first, like
+        :meth:`client`."""
+        settings = self.skilljar_settings()
+        if isinstance(settings, SkilljarNotConfigured):
+            raise SkilljarMissing(settings)
+        self.store.recorded_identity()
+        if self.settings.is_demo and settings == demo_skilljar_settings():
+            from credly_ops.emulators.embedded import ensure_demo_skilljar
+
+            ensure_demo_skilljar(self.data_dir)
+        return SkilljarClient.from_settings(settings, **kw)
 
     def start_demo_credly(self) -> None:
         """In the demo, start the embedded Credly in a background thread, once, and return at

@@ -31,6 +31,7 @@ def all_commands() -> list[tuple[str, ...]]:
 def test_the_commands_are_the_documented_ones() -> None:
     assert sorted(all_commands()) == [
         ("audit",),
+        ("completions", "sync"),
         ("demo",),
         ("doctor",),
         ("emulator",),

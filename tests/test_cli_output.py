@@ -273,6 +273,7 @@ def test_status_json(issued: Path, run, tmp_path: Path) -> None:
         "  },\n"
         f'  "database": "{tmp_path / "cache.duckdb"}",\n'
         '  "environment": "sandbox",\n'
+        '  "last_completions_read": null,\n'
         '  "last_reconcile": null,\n'
         '  "last_sync": {\n'
         '    "badges": 0,\n'

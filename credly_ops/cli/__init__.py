@@ -12,8 +12,8 @@ The package::
     context.py     CommandLine: the run's --db and actor, handed to every command
     exits.py       the exit codes, and which error ends a command with which
     output.py      JSON, sentences, errors, tables, progress (Rich, on a terminal only)
-    audit.py demo.py doctor.py emulator.py expiring.py funnel.py hooks.py issue.py rules.py
-    status.py student.py sync.py
+    audit.py completions.py demo.py doctor.py emulator.py expiring.py funnel.py hooks.py
+    issue.py rules.py status.py student.py sync.py
                    one module per command or command group
 
 Adding a command (there is one way):
@@ -43,6 +43,7 @@ import click
 from credly_ops.access import command_line_actor
 from credly_ops.cli import (
     audit,
+    completions,
     demo,
     doctor,
     emulator,
@@ -66,6 +67,7 @@ __all__ = ["COMMANDS", "credly_ops_command", "main"]
 #: every command, in the order ``credly-ops --help`` lists them
 COMMANDS: tuple[click.Command, ...] = (
     sync.command,
+    completions.command,
     demo.command,
     emulator.command,
     rules.command,

@@ -1,7 +1,8 @@
 """``credly-ops demo [--if-absent] [--fresh]``: build (or rebuild) the demo world.
 
-Completions and rules go into the cache, badges into the embedded Credly emulator, then a full
-sync.  Exit 2 outside the demo environment (unless ``--if-absent``, which then does nothing).
+Completions (the ones the demo Skilljar serves, stored as a read of it would) and rules go into
+the cache, badges into the embedded Credly emulator, then a full sync.  Exit 2 outside the demo
+environment (unless ``--if-absent``, which then does nothing).
 """
 
 from __future__ import annotations

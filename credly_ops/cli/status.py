@@ -1,7 +1,8 @@
 """``credly-ops status``: the configuration (token masked), the organization the cache records
 and the sync history's health, as JSON: ``last_sync``, ``last_sync_finished`` (false after a
 sync that did not finish), ``unfinished_sync``, ``sync_warning`` (a sentence, or null) and
-``last_reconcile``."""
+``last_reconcile``; and ``last_completions_read`` (the latest read of Skilljar completions:
+kind, status, pages, read, new, high_water, or null)."""
 
 from __future__ import annotations
 

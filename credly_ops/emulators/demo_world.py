@@ -47,6 +47,8 @@ OTHER_ORG_NAME = "Contoso Learning"
 OTHER_ORG_TOKEN = "other-org-demo-token"  # noqa: S105 - public emulator token
 WORLD_FILE = "demo_world.json"
 JOURNAL_FILE = "demo_credly_journal.jsonl"
+#: the demo Skilljar's journal (completions added at run time), beside the Credly one
+SKILLJAR_JOURNAL_FILE = "demo_skilljar_journal.jsonl"
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,14 @@ def _students(rng: random.Random, count: int) -> list[tuple[str, str, str]]:
         seen.add(email)
         people.append((email, first, last))
     return people
+
+
+def new_student(rng: random.Random) -> tuple[str, str, str]:
+    """A student who is not in the generated world yet (email, first name, last name): the
+    demo's "a student finishes a course now"."""
+    first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+    local = f"{first}.{last}".lower().replace("'", "")
+    return f"{local}.{rng.randrange(10_000, 99_999)}@{rng.choice(COMPANY_DOMAINS)}", first, last
 
 
 def _accept_delay(rng: random.Random) -> timedelta | None:

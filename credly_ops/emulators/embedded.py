@@ -1,10 +1,13 @@
-"""The embedded demo Credly: the emulator, seeded with the demo world, on a loopback port.
+"""The embedded demo Credly and Skilljar: the emulators, seeded with the demo world, on loopback
+ports.
 
 In the ``demo`` environment every process that needs Credly calls :func:`ensure_demo_emulator`.
 If an emulator already answers at the configured address (the app's, say, while a cron sync
 runs), it is used; otherwise this process starts one in a background thread, seeded with the
 same deterministic world and the journal of everything done to it since, so the demo keeps its
-state across restarts and processes.
+state across restarts and processes.  :func:`ensure_demo_skilljar` does the same for the demo
+Skilljar (the demo's completions, read by the completions sync) at
+:data:`~credly_ops.config.DEMO_SKILLJAR_API_URL`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from credly_ops.config import Settings
+from credly_ops.config import DEMO_SKILLJAR_API_URL, Settings
 
 _lock = threading.Lock()
 _running: dict[str, EmbeddedEmulator] = {}
@@ -84,3 +87,40 @@ def _start(settings: Settings) -> EmbeddedEmulator:
             return EmbeddedEmulator(settings.api_url, owned=False)
         raise
     return EmbeddedEmulator(settings.api_url, owned=True, stop=server.stop)
+
+
+def ensure_demo_skilljar(data_dir: Path, api_url: str = DEMO_SKILLJAR_API_URL) -> EmbeddedEmulator:
+    """Make sure the demo Skilljar answers at ``api_url``; start it here (seeded with the demo
+    world of ``data_dir`` and its Skilljar journal) if not."""
+    with _lock:
+        known = _running.get(api_url)
+        if known is not None:
+            return known
+        if emulator_answers(api_url):
+            handle = EmbeddedEmulator(api_url, owned=False)
+        else:
+            handle = _start_skilljar(data_dir, api_url)
+        _running[api_url] = handle
+        return handle
+
+
+def _start_skilljar(data_dir: Path, api_url: str) -> EmbeddedEmulator:
+    from credly_ops.emulators.demo_world import demo_world
+    from credly_ops.emulators.server import serve_in_thread
+    from credly_ops.emulators.skilljar.app import create_app
+    from credly_ops.emulators.skilljar.seeds import JOURNAL_FILE, build_demo_world
+    from credly_ops.loopback import LOOPBACK_HOSTS
+
+    parts = urlsplit(api_url)
+    host = parts.hostname or "127.0.0.1"
+    if host not in LOOPBACK_HOSTS:
+        raise ValueError("the demo Skilljar only listens on a loopback address")
+    world = build_demo_world(demo_world(data_dir), journal_path=data_dir / JOURNAL_FILE)
+    try:
+        server = serve_in_thread(create_app(world), host=host, port=parts.port or 8767)
+    except OSError:
+        # another process won the race for the port: use its Skilljar
+        if emulator_answers(api_url, timeout=2.0):
+            return EmbeddedEmulator(api_url, owned=False)
+        raise
+    return EmbeddedEmulator(api_url, owned=True, stop=server.stop)

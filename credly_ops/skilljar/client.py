@@ -153,6 +153,11 @@ class SkilljarClient:
             **kwargs,
         )
 
+    @property
+    def api_url(self) -> str:
+        """The API root this client reads (without ``/v1`` or ``/v2``)."""
+        return self._root
+
     def __repr__(self) -> str:
         return f"SkilljarClient(api_url={self._root!r}, client_id={self._client_id!r})"
 
@@ -243,6 +248,57 @@ class SkilljarClient:
                 )
                 yield SkippedEnrollment(record.id, "unreadable")
 
+    def completion_pages(
+        self,
+        *,
+        completed_gte: datetime | None = None,
+        completed_lte: datetime | None = None,
+        course_id: str | None = None,
+        email: str | None = None,
+        domain: str | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> Iterator[CompletionPull]:
+        """The completed enrollments one page at a time, each page as a :class:`CompletionPull`
+        (``pages`` 1, its own high-water mark), so a caller can store a page before the next
+        is read.  Same filters and semantics as :meth:`completions`."""
+        params = self._enrollment_filters(
+            completed_gte=completed_gte,
+            completed_lte=completed_lte,
+            course_id=course_id,
+            email=email,
+            domain=domain,
+        )
+        for records, included in self._walk_pages("/v2/enrollments/", params, page_size):
+            found: dict[tuple[str, datetime], SkilljarCompletion] = {}
+            skipped: list[SkippedEnrollment] = []
+            high_water: datetime | None = None
+            for record in records:
+                try:
+                    item = Enrollment.from_resource(record, included)
+                except (ValidationError, ValueError, TypeError) as exc:
+                    logger.warning(
+                        "Skilljar enrollment %s is unreadable (%s); skipped",
+                        record.id,
+                        type(exc).__name__,
+                    )
+                    skipped.append(SkippedEnrollment(record.id, "unreadable"))
+                    continue
+                if item.completed_at is not None and (
+                    high_water is None or item.completed_at > high_water
+                ):
+                    high_water = item.completed_at
+                made = completion_from(item)
+                if isinstance(made, SkippedEnrollment):
+                    skipped.append(made)
+                else:
+                    found[made.key] = made
+            yield CompletionPull(
+                completions=tuple(found.values()),
+                skipped=tuple(skipped),
+                high_water=high_water,
+                pages=1,
+            )
+
     def completions(
         self,
         *,
@@ -303,6 +359,18 @@ class SkilljarClient:
     def _walk(
         self, path: str, params: Mapping[str, str], page_size: int, pages: _Pages
     ) -> Iterator[tuple[Resource, Included]]:
+        for records, included in self._walk_pages(path, params, page_size, pages):
+            for record in records:
+                yield record, included
+
+    def _walk_pages(
+        self,
+        path: str,
+        params: Mapping[str, str],
+        page_size: int,
+        pages: _Pages | None = None,
+    ) -> Iterator[tuple[list[Resource], Included]]:
+        pages = pages if pages is not None else _Pages()
         size = min(max(int(page_size), 1), MAX_PAGE_SIZE)
         cursor: str | None = None
         seen: set[str] = set()
@@ -317,8 +385,7 @@ class SkilljarClient:
                 raise UnexpectedAnswer(f"GET {path}: Skilljar's answer has no list under 'data'")
             raw_included = body.get("included")
             included = Included(_resources(raw_included if isinstance(raw_included, list) else []))
-            for record in _resources(data):
-                yield record, included
+            yield list(_resources(data)), included
             cursor = _next_cursor(body)
             if cursor is None:
                 return

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from credly_ops.config import DEMO_SKILLJAR_PORT
 from credly_ops.emulators.skilljar.control import control_routes
 from credly_ops.emulators.skilljar.faults import Faults
 from credly_ops.emulators.skilljar.routes import api_routes, error_response
@@ -31,7 +32,7 @@ from credly_ops.emulators.skilljar.state import (
 )
 from credly_ops.loopback import LOOPBACK_HOSTS
 
-DEFAULT_PORT = 8766
+DEFAULT_PORT = DEMO_SKILLJAR_PORT  # 8766 is the webhook receiver's
 
 
 class TrailingSlash:

@@ -7,21 +7,23 @@ for a seed: ids, tokens and cursors come from one seeded generator, and the cloc
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
 import hmac
 import json
 import random
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from credly_ops.config import DEMO_SKILLJAR_CLIENT_ID, DEMO_SKILLJAR_CLIENT_SECRET
 from credly_ops.timeutil import as_utc, parse_credly_time
 
 #: the demo world's v2 API client and v1 API key (public: they open only the local emulator)
-DEMO_CLIENT_ID = "demo-skilljar-client"
-DEMO_CLIENT_SECRET = "demo-skilljar-secret-not-a-secret"  # noqa: S105
+DEMO_CLIENT_ID = DEMO_SKILLJAR_CLIENT_ID
+DEMO_CLIENT_SECRET = DEMO_SKILLJAR_CLIENT_SECRET
 DEMO_API_KEY = "demo-skilljar-api-key-not-a-secret"
 #: seconds a token lives unless the world says otherwise
 TOKEN_LIFETIME = 3600
@@ -191,6 +193,13 @@ class SkilljarWorld:
         self._cursors: dict[str, tuple[str, int]] = {}
         self._seq = 0
         self.grants = 0
+        #: students by lower-cased email; enrollments in ``seq`` order, and their ``seq``
+        self._by_email: dict[str, Student] = {}
+        self._ordered: list[Enrollment] = []
+        self._seqs: list[int] = []
+        #: called with each change to the enrollments (a new one, a completion), as a plain
+        #: JSON-ready record, inside the world's lock: how a journal keeps them
+        self.journal: Callable[[dict[str, Any]], None] | None = None
 
     # ---------------------------------------------------------------- ids
 
@@ -273,16 +282,24 @@ class SkilljarWorld:
             self.courses[course.id] = course
             return course
 
-    def student_for(self, email: str, first_name: str = "", last_name: str = "") -> Student:
+    def student_for(
+        self,
+        email: str,
+        first_name: str = "",
+        last_name: str = "",
+        *,
+        student_id: str | None = None,
+    ) -> Student:
         key = email.strip().lower()
         if "@" not in key:
             raise ApiError(400, "email must be an email address")
         with self._lock:
-            for student in self.students.values():
-                if student.email.lower() == key:
-                    return student
-            student = Student(self._id("stu"), email.strip(), first_name, last_name)
+            known = self._by_email.get(key)
+            if known is not None:
+                return known
+            student = Student(student_id or self._id("stu"), email.strip(), first_name, last_name)
             self.students[student.id] = student
+            self._by_email[key] = student
             return student
 
     def add_enrollment(
@@ -298,20 +315,26 @@ class SkilljarWorld:
         score: float | None = None,
         max_score: float | None = None,
         domain_name: str | None = None,
+        enrollment_id: str | None = None,
+        student_id: str | None = None,
     ) -> Enrollment:
-        """A new enrollment (complete when ``completed_at`` is given; back-dating is allowed)."""
+        """A new enrollment (complete when ``completed_at`` is given; back-dating is allowed).
+        ``enrollment_id`` and ``student_id`` (for a new student) are given by a seed or a
+        journal; otherwise they are drawn."""
         if success_status is not None and success_status not in ("PASSED", "FAILED"):
             raise ApiError(400, "success_status must be PASSED, FAILED or null")
         with self._lock:
             if course_id not in self.courses:
                 raise ApiError(404, f"no course {course_id[:40]!r}")
-            student = self.student_for(email, first_name, last_name)
+            if enrollment_id is not None and enrollment_id in self.enrollments:
+                raise ApiError(409, f"enrollment {enrollment_id[:40]!r} exists already")
+            student = self.student_for(email, first_name, last_name, student_id=student_id)
             self._seq += 1
             now = self.clock.now()
             started = enrolled_at or (min(now, completed_at) if completed_at else now)
             enrollment = Enrollment(
                 seq=self._seq,
-                id=self._id("enr"),
+                id=enrollment_id or self._id("enr"),
                 student_id=student.id,
                 course_id=course_id,
                 enrolled_at=started,
@@ -323,6 +346,26 @@ class SkilljarWorld:
             if domain_name:
                 enrollment.domain_name = domain_name
             self.enrollments[enrollment.id] = enrollment
+            self._ordered.append(enrollment)
+            self._seqs.append(enrollment.seq)
+            if self.journal is not None:
+                self.journal(
+                    {
+                        "op": "enrollment",
+                        "id": enrollment.id,
+                        "student_id": student.id,
+                        "email": student.email,
+                        "first_name": student.first_name,
+                        "last_name": student.last_name,
+                        "course_id": course_id,
+                        "enrolled_at": fmt_time(enrollment.enrolled_at),
+                        "completed_at": fmt_time(completed_at) if completed_at else None,
+                        "success_status": success_status,
+                        "score": score,
+                        "max_score": max_score,
+                        "domain_name": enrollment.domain_name,
+                    }
+                )
             return enrollment
 
     def complete(
@@ -340,7 +383,47 @@ class SkilljarWorld:
             enrollment.completed_at = completed_at or self.clock.now()
             enrollment.success_status = success_status
             enrollment.score = score
+            if self.journal is not None:
+                self.journal(
+                    {
+                        "op": "complete",
+                        "id": enrollment.id,
+                        "completed_at": fmt_time(enrollment.completed_at),
+                        "success_status": success_status,
+                        "score": score,
+                    }
+                )
             return enrollment
+
+    def replay(self, record: dict[str, Any]) -> None:
+        """Apply one journal record (as :attr:`journal` received it)."""
+
+        def when(key: str) -> datetime | None:
+            value = record.get(key)
+            return None if value is None else parse_time(value, key)
+
+        if record.get("op") == "enrollment":
+            self.add_enrollment(
+                email=str(record["email"]),
+                course_id=str(record["course_id"]),
+                first_name=str(record.get("first_name") or ""),
+                last_name=str(record.get("last_name") or ""),
+                enrolled_at=when("enrolled_at"),
+                completed_at=when("completed_at"),
+                success_status=record.get("success_status"),
+                score=record.get("score"),
+                max_score=record.get("max_score"),
+                domain_name=record.get("domain_name"),
+                enrollment_id=str(record["id"]),
+                student_id=record.get("student_id"),
+            )
+        elif record.get("op") == "complete":
+            self.complete(
+                str(record["id"]),
+                when("completed_at"),
+                record.get("success_status"),
+                record.get("score"),
+            )
 
     # ---------------------------------------------------------------- queries
 
@@ -351,11 +434,14 @@ class SkilljarWorld:
         fingerprint = repr(query)
         with self._lock:
             after = self._resolve_cursor(cursor, fingerprint)
-            rows = [
-                e
-                for e in sorted(self.enrollments.values(), key=lambda e: e.seq)
-                if e.seq > after and self._matches(e, query)
-            ]
+            rows: list[Enrollment] = []
+            ordered = self._ordered
+            for index in range(bisect.bisect_right(self._seqs, after), len(ordered)):
+                e = ordered[index]
+                if self._matches(e, query):
+                    rows.append(e)
+                    if len(rows) > size:
+                        break
             page, more = rows[:size], len(rows) > size
             return page, self._new_cursor(fingerprint, page[-1].seq) if more else None
 

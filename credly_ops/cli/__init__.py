@@ -12,7 +12,8 @@ The package::
     context.py     CommandLine: the run's --db and actor, handed to every command
     exits.py       the exit codes, and which error ends a command with which
     output.py      JSON, sentences, errors, tables, progress (Rich, on a terminal only)
-    audit.py demo.py emulator.py funnel.py issue.py rules.py status.py student.py sync.py
+    audit.py autopilot.py demo.py emulator.py funnel.py issue.py rules.py status.py
+    student.py sync.py
                    one module per command or command group
 
 Adding a command (there is one way):
@@ -40,7 +41,18 @@ from collections.abc import Sequence
 import click
 
 from credly_ops.access import command_line_actor
-from credly_ops.cli import audit, demo, emulator, funnel, issue, rules, status, student, sync
+from credly_ops.cli import (
+    audit,
+    autopilot,
+    demo,
+    emulator,
+    funnel,
+    issue,
+    rules,
+    status,
+    student,
+    sync,
+)
 from credly_ops.cli.context import CommandLine
 from credly_ops.cli.exits import HANDLED, failure
 from credly_ops.cli.output import error
@@ -60,6 +72,7 @@ COMMANDS: tuple[click.Command, ...] = (
     funnel.command,
     issue.command,
     student.command,
+    autopilot.command,
 )
 
 

@@ -39,9 +39,7 @@ def rule(course: str, template: str = "tpl-active", **kw: object) -> BadgeRule:
     return BadgeRule(course_id=course, template_id=template, **values)  # type: ignore[arg-type]
 
 
-def done(
-    email: str, course: str, at: datetime, status: SuccessStatus | None = None
-) -> Completion:
+def done(email: str, course: str, at: datetime, status: SuccessStatus | None = None) -> Completion:
     return Completion(
         email=email,
         first_name="Stu",

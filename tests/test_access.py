@@ -215,9 +215,12 @@ def test_a_half_configured_sign_in_is_an_error(secrets: dict, fragment: str) -> 
 @pytest.mark.parametrize(
     ("role", "titles"),
     [
-        (Role.VIEWER, ["Funnel", "Student preview"]),
-        (Role.CSM, ["Funnel", "Bulk issue", "Student preview"]),
-        (Role.ADMIN, ["Funnel", "Bulk issue", "Student preview", "Settings", "Audit"]),
+        (Role.VIEWER, ["Funnel", "Student preview", "Autopilot"]),
+        (Role.CSM, ["Funnel", "Bulk issue", "Student preview", "Autopilot"]),
+        (
+            Role.ADMIN,
+            ["Funnel", "Bulk issue", "Student preview", "Autopilot", "Settings", "Audit"],
+        ),
     ],
 )
 def test_navigation_lists_only_the_pages_a_role_may_open(role: Role, titles: list[str]) -> None:

@@ -12,7 +12,7 @@ from tests.e2e.conftest import ARTIFACTS, LiveApp, go_to, navigation, open_app, 
 
 #: Streamlit's automatic list of pages/ names the files, lower-case: "streamlit app", "audit",
 #: "bulk issue", "funnel", "settings", "student preview"; the real navigation, the titles
-TITLES = ("Funnel", "Bulk issue", "Student preview", "Settings", "Audit")
+TITLES = ("Funnel", "Bulk issue", "Student preview", "Autopilot", "Settings", "Audit")
 
 #: from the first response on, the label of every link the sidebar shows (icons left out: a
 #: Material icon is drawn from its name, "settings") and whether Streamlit's own navigation
@@ -75,6 +75,6 @@ def test_sidebar_shows_the_demo_and_a_completed_sync(live_app, page) -> None:
 
 def test_every_page_opens_without_an_error(live_app, page) -> None:
     open_app(page, live_app.url)
-    for title in ("Bulk issue", "Student preview", "Settings", "Audit", "Funnel"):
+    for title in ("Bulk issue", "Student preview", "Autopilot", "Settings", "Audit", "Funnel"):
         go_to(page, title)
         assert page.get_by_test_id("stException").count() == 0, title

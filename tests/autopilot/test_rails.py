@@ -6,6 +6,7 @@ from collections import Counter
 from datetime import timedelta
 
 import httpx
+import pytest
 
 from credly_ops.autopilot import (
     autopilot_status,
@@ -144,3 +145,22 @@ def test_an_admin_pause_holds_every_completion_until_the_resume(
         ("autopilot.pause", "ok"),
         ("autopilot.resume", "ok"),
     ]
+
+
+def test_only_an_admin_changes_the_state_and_the_cap_must_be_sensible(store) -> None:
+    from credly_ops.access import Actor, PermissionDenied, Role
+
+    csm = Actor("carol.csm", Role.CSM)
+    for change in (
+        lambda: pause(store, csm, "no"),
+        lambda: resume(store, csm),
+        lambda: set_cap(store, csm, 10),
+    ):
+        with pytest.raises(PermissionDenied):
+            change()
+    for bad in (0, -5, 100_001, True):
+        with pytest.raises(ValueError):
+            set_cap(store, ADMIN, bad)
+    assert read_state(store).cap_per_hour == 500 and not read_state(store).paused
+    set_cap(store, ADMIN, 40)
+    assert read_state(store).cap_per_hour == 40

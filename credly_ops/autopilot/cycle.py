@@ -32,6 +32,7 @@ paused autopilot runs no cycle and answers ``paused: true``.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -173,10 +174,11 @@ def send_pending(
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
     client_options: Mapping[str, Any] | None = None,
+    halt: threading.Event | None = None,
 ) -> tuple[Valve, RunOutcome, list[str]]:
     """Put retryable failures back, then run every automatic job with rows to send behind
     the rails; pauses automatic issuing when a rail trips. Returns the valve, what the runs
-    met and the jobs run."""
+    met and the jobs run. ``halt`` set stops sending after the requests in flight."""
     store = ws.store
     now = utcnow()
     with CLAIM_LOCK, store.transaction() as cur:
@@ -195,11 +197,11 @@ def send_pending(
         hour = since_resume(state, now - timedelta(hours=1))
         budget = cap_left(sent_since(cur, hour), state.cap_per_hour)
         recent = recent_sends(cur, state.resumed_at)
-    valve = Valve(budget=budget, cap_per_hour=state.cap_per_hour, recent=recent)
+    valve = Valve(budget=budget, cap_per_hour=state.cap_per_hour, recent=recent, halt=halt)
     outcome = RunOutcome()
     ran: list[str] = []
     for job_id in to_run:
-        if valve.tripped is not None:
+        if valve.tripped is not None or (halt is not None and halt.is_set()):
             break
         try:
             run_job(
@@ -230,9 +232,12 @@ def run_cycle(
     now: datetime | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     client_options: Mapping[str, Any] | None = None,
+    halt: threading.Event | None = None,
 ) -> CycleResult:
     """One cycle (see the module docstring). ``shadow`` overrides the setting for this cycle;
-    ``now`` is the moment decisions are made at (tests)."""
+    ``now`` is the moment decisions are made at (tests). When ``halt`` is set (the worker is
+    told to stop), sending stops after the requests in flight; the rows left stay decided and
+    are sent by the next cycle."""
     require(actor, Permission.ISSUE)
     store = ws.store
     state = read_state(store)
@@ -259,7 +264,12 @@ def run_cycle(
             result = _shadow_result(store, job_id, new, decided)
         else:
             valve, outcome, ran = send_pending(
-                ws, actor, state, concurrency=concurrency, client_options=client_options
+                ws,
+                actor,
+                state,
+                concurrency=concurrency,
+                client_options=client_options,
+                halt=halt,
             )
             result = _live_result(store, started, new, decided, valve, outcome, ran)
     except BaseException as exc:

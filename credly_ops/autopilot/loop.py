@@ -3,7 +3,8 @@
 ``autopilot run`` (without ``--once``) and the demo's worker thread call :func:`run_forever`.
 A webhook hint (:mod:`credly_ops.hooks`) calls :meth:`Wake.set`, and the next cycle starts
 at once instead of at the end of the interval. ``stop`` (SIGTERM, SIGINT) is honoured between
-units of work: the cycle in hand is finished first. The worker's heartbeat (every
+units of work: the cycle in hand stops sending after the requests in flight (the rows left stay
+decided and are sent by the next start) and records what it did. The worker's heartbeat (every
 :data:`~credly_ops.ledger.HEARTBEAT_SECONDS`, in a thread of its own, cycles included) is what
 ``autopilot status`` and the page call the live worker, with its next cycle's time.
 """
@@ -58,11 +59,11 @@ class Heartbeat:
         self._ws, self._every = ws, every
         self._done = threading.Event()
         self.next_cycle_at: Any = None
-        self._beat()
+        self.beat()
         self._thread = threading.Thread(target=self._run, name="autopilot-beat", daemon=True)
         self._thread.start()
 
-    def _beat(self, *, stopped: bool = False) -> None:
+    def beat(self, *, stopped: bool = False) -> None:
         try:
             records.beat(self._ws.store, next_cycle_at=self.next_cycle_at, stopped=stopped)
         except Exception as exc:  # a busy cache misses one beat; the next one comes
@@ -70,12 +71,12 @@ class Heartbeat:
 
     def _run(self) -> None:
         while not self._done.wait(self._every):
-            self._beat()
+            self.beat()
 
     def close(self) -> None:
         self._done.set()
         self._thread.join()
-        self._beat(stopped=True)
+        self.beat(stopped=True)
 
 
 def run_forever(
@@ -97,6 +98,8 @@ def run_forever(
     beat = Heartbeat(ws)
     try:
         while not stop.is_set():
+            result: CycleResult | None = None
+            unavailable: CycleUnavailable | None = None
             try:
                 result = run_cycle(
                     ws,
@@ -104,18 +107,19 @@ def run_forever(
                     read_completions=read_completions,
                     shadow=shadow,
                     client_options=client_options,
+                    halt=stop,
                 )
             except CycleUnavailable as exc:
                 logger.warning("automatic issuing: this cycle could not run: %s", exc)
-                if on_unavailable is not None:
-                    on_unavailable(exc)
+                unavailable = exc
             except Exception:
                 logger.exception("automatic issuing: the cycle stopped with an error")
-            else:
-                if on_cycle is not None:
-                    on_cycle(result)
             beat.next_cycle_at = utcnow() + timedelta(seconds=interval)
-            beat._beat()
+            beat.beat()
+            if result is not None and on_cycle is not None:
+                on_cycle(result)
+            if unavailable is not None and on_unavailable is not None:
+                on_unavailable(unavailable)
             deadline = time.monotonic() + interval
             while not stop.is_set():
                 left = deadline - time.monotonic()

@@ -106,7 +106,9 @@ class Valve:
     """The rails for one run: ``budget`` sends left under the cap, the breaker's window.
 
     Thread-safe (the runner's workers share it). Once it refuses it keeps refusing, and
-    :attr:`tripped` / :attr:`reason` say which rail and why.
+    :attr:`tripped` / :attr:`reason` say which rail and why. ``halt`` (the worker told to stop)
+    makes it refuse too, without tripping a rail: the run ends after the requests in flight and
+    the rows left are sent by the next start.
     """
 
     def __init__(
@@ -116,8 +118,10 @@ class Valve:
         cap_per_hour: int,
         recent: Iterable[bool] = (),
         window: int = BREAKER_WINDOW,
+        halt: threading.Event | None = None,
     ) -> None:
         self._lock = threading.Lock()
+        self._halt = halt
         self._budget = budget
         self._cap = cap_per_hour
         self._window = window
@@ -128,6 +132,8 @@ class Valve:
 
     def admit(self, row: LedgerRow) -> bool:
         with self._lock:
+            if self._halt is not None and self._halt.is_set():
+                return False
             if self.tripped is None and breaker_tripped(self._recent, window=self._window):
                 self._trip(RAIL_BREAKER, breaker_reason(self._recent, window=self._window))
             if self.tripped is None and self._budget <= 0:

@@ -7,7 +7,8 @@ one cycle; ``--json`` prints ``{"completions_new", "decided", "issued", "updated
 failed (the next cycle sends them again); 2 the cycle could not run — Skilljar not configured,
 Credly or Skilljar unreachable, or automatic issuing paused (before the cycle, or by a rail
 during it: the rows left wait for an admin's resume). Without ``--once`` it cycles every
-``--interval`` seconds (default 300) until SIGTERM or SIGINT, finishing the cycle in hand;
+``--interval`` seconds (default 300) until SIGTERM or SIGINT, finishing the unit of work in
+hand (the requests in flight; the rows left stay decided and go with the next start);
 ``--json`` then prints one JSON line per cycle. ``--shadow`` decides and records without
 sending, whatever the setting.
 
@@ -143,7 +144,10 @@ def run(cl: CommandLine, once: bool, shadow: bool, interval: float, as_json: boo
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        say(f"credly-ops autopilot run: {signal.Signals(signum).name}: stopping after this cycle")
+        say(
+            f"credly-ops autopilot run: {signal.Signals(signum).name}: stopping after the "
+            "requests in flight"
+        )
         stop.set()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}

@@ -154,3 +154,30 @@ def test_credly_unreachable_means_the_cycle_could_not_run(world, tmp_path) -> No
         run_cycle(ws, SYSTEM, read_completions=skilljar.read, client_options={"max_attempts": 1})
     assert info.value.what == "credly"
     assert skilljar.reads == 0  # nothing decided against a cache that could not be refreshed
+
+
+def test_a_worker_told_to_stop_sends_nothing_more_and_the_next_cycle_sends_the_rest(
+    world, emulator: str, tmp_path
+) -> None:
+    import threading
+
+    from credly_ops.autopilot import autopilot_status
+    from credly_ops.config import SkilljarNotConfigured
+
+    ws = workspace(emulator, tmp_path, RULES)
+    skilljar = Skilljar(ws)
+    skilljar.arrive(*(done(f"s{i}@example.com", "c-1", T0) for i in range(3)))
+    halt = threading.Event()
+
+    def read_then_stop() -> int:
+        halt.set()  # SIGTERM arrives while the cycle runs
+        return skilljar.read()
+
+    halted = run_cycle(ws, SYSTEM, read_completions=read_then_stop, halt=halt)
+    assert (halted.decided, halted.issued, halted.paused) == (3, 0, False)
+    assert sum(badges(world).values()) == 0
+    off = SkilljarNotConfigured(missing=("client_id",))
+    assert autopilot_status(ws.store, skilljar=off).waiting == 3
+    rest = run_cycle(ws, SYSTEM, read_completions=skilljar.read)
+    assert (rest.decided, rest.issued) == (0, 3)
+    assert sum(badges(world).values()) == 3

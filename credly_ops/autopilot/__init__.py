@@ -23,7 +23,7 @@ from credly_ops.autopilot.cycle import (
     retry_failures,
     run_cycle,
 )
-from credly_ops.autopilot.loop import DEFAULT_INTERVAL, Wake, run_forever
+from credly_ops.autopilot.loop import DEFAULT_INTERVAL, Wake, run_forever, start_in_background
 from credly_ops.autopilot.shadow import ShadowComparison, shadow_comparison
 from credly_ops.autopilot.state import (
     DEFAULT_CAP_PER_HOUR,
@@ -63,4 +63,5 @@ __all__ = [
     "set_cap",
     "set_shadow",
     "shadow_comparison",
+    "start_in_background",
 ]

@@ -127,3 +127,32 @@ def run_forever(
                     break
     finally:
         beat.close()
+
+
+def start_in_background(
+    ws: Workspace,
+    actor: Actor,
+    *,
+    interval: float,
+    read_completions: Callable[[], int] | None,
+    wake: Wake,
+    shadow: bool | None = None,
+) -> tuple[threading.Thread, threading.Event]:
+    """:func:`run_forever` in a daemon thread of this process (the demo's worker); returns the
+    thread and the event that stops it."""
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=run_forever,
+        args=(ws, actor),
+        kwargs={
+            "interval": interval,
+            "shadow": shadow,
+            "read_completions": read_completions,
+            "wake": wake,
+            "stop": stop,
+        },
+        name="autopilot-worker",
+        daemon=True,
+    )
+    thread.start()
+    return thread, stop

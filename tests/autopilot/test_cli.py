@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from datetime import timedelta
 
 import pytest
 
-from credly_ops.autopilot import CYCLE_KEYS, CycleResult, Wake, autopilot_status, run_forever
+from credly_ops.autopilot import (
+    CYCLE_KEYS,
+    CycleResult,
+    Wake,
+    autopilot_status,
+    start_in_background,
+)
 from credly_ops.cli import autopilot as autopilot_cli
 from credly_ops.cli import main
 from credly_ops.config import DEMO_ORG_ID, load_skilljar_settings
@@ -144,39 +149,43 @@ def test_the_loop_cycles_when_woken_and_stops_when_told(world, emulator: str, tm
     ws = make_workspace(emulator, tmp_path, [rule("c-1")])
     skilljar = Skilljar(ws)
     skilljar.arrive(done("ann@example.com", "c-1", T0))
-    wake, stop = Wake(), threading.Event()
-    cycles: list[CycleResult] = []
-    thread = threading.Thread(
-        target=run_forever,
-        args=(ws, SYSTEM),
-        kwargs={
-            "interval": 600.0,
-            "shadow": None,
-            "read_completions": skilljar.read,
-            "wake": wake,
-            "stop": stop,
-            "on_cycle": cycles.append,
-        },
-    )
-    thread.start()
+    wake = Wake()
+    reads: list[int] = []
+
+    def read() -> int:
+        reads.append(n := skilljar.read())
+        return n
+
+    def cycles() -> list[tuple[str, str]]:
+        with ws.store.session() as cur:
+            rows = cur.execute(
+                "SELECT outcome, result FROM autopilot_cycles WHERE finished_at IS NOT NULL "
+                "ORDER BY started_at"
+            ).fetchall()
+        return [(str(o), str(r)) for o, r in rows]
+
+    thread, stop = start_in_background(ws, SYSTEM, interval=600.0, read_completions=read, wake=wake)
     try:
         deadline = time.monotonic() + 60
-        while not cycles:
+        sj = load_skilljar_settings(client_id="c", client_secret="s")
+        # after its first cycle the worker says when the next one comes: in ten minutes
+        while autopilot_status(ws.store, skilljar=sj).next_cycle_at is None:
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        sj = load_skilljar_settings(client_id="c", client_secret="s")
         running = autopilot_status(ws.store, skilljar=sj)
+        assert len(cycles()) == 1
         assert running.worker is not None and running.mode == "running"
         assert running.next_cycle_at is not None
         assert running.next_cycle_at > utcnow() + timedelta(seconds=500)
         skilljar.arrive(done("bob@example.com", "c-1", T0))
         wake.set()  # a hint: the next cycle comes now, not in ten minutes
-        while len(cycles) < 2:
+        while len(cycles()) < 2:
             assert time.monotonic() < deadline
             time.sleep(0.05)
     finally:
         stop.set()
         thread.join(30)
     assert not thread.is_alive()
-    assert [c.issued for c in cycles] == [1, 1]
+    assert reads == [1, 1]
+    assert [json.loads(r)["issued"] for _, r in cycles()] == [1, 1]
     assert autopilot_status(ws.store, skilljar=sj).worker is None  # stopped: no live worker

@@ -186,6 +186,8 @@ def status(cl: CommandLine, as_json: bool) -> ExitCode:
         print_json(info.as_json())
         return ExitCode.OK
     print(info.sentence())
+    if info.mode == "off" and info.state.paused:
+        print(f"paused as well: {info.state.pause_reason or 'no reason given'}")
     print(f"worker: {info.worker or 'none running'}")
     last = info.last_cycle_at.isoformat() if info.last_cycle_at else "never"
     following = info.next_cycle_at.isoformat() if info.next_cycle_at else "-"

@@ -288,7 +288,7 @@ class Runner:
                 return
             self._send(chain, row)
             if self.gate is not None:
-                self.gate.ended(row, True)
+                self.gate.ended(row, row.row_no in self.made)
         except CredlyError as exc:
             if exc.kind in FATAL_CLASSES:
                 self.fatal = self.fatal or (exc.kind, str(exc))

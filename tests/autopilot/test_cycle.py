@@ -181,3 +181,28 @@ def test_a_worker_told_to_stop_sends_nothing_more_and_the_next_cycle_sends_the_r
     rest = run_cycle(ws, SYSTEM, read_completions=skilljar.read)
     assert (rest.decided, rest.issued) == (0, 3)
     assert sum(badges(world).values()) == 3
+
+
+def test_a_later_completion_renews_the_badge_once(world, emulator: str, tmp_path) -> None:
+    from credly_ops.config import DEMO_ORG_ID
+    from credly_ops.issuance import add_months
+    from credly_ops.models import IssueMethod
+
+    ws = workspace(
+        emulator,
+        tmp_path,
+        [rule("c-r", method=IssueMethod.ISSUE_OR_UPDATE, expiration_months=12)],
+    )
+    skilljar = Skilljar(ws)
+    skilljar.arrive(done("ann@example.com", "c-r", T0))
+    assert run_cycle(ws, SYSTEM, read_completions=skilljar.read).issued == 1
+    later = T0 + timedelta(days=30)
+    skilljar.arrive(done("ann@example.com", "c-r", later))
+    renewal = run_cycle(ws, SYSTEM, read_completions=skilljar.read)
+    assert (renewal.issued, renewal.updated, renewal.reasons) == (0, 1, {"renewal": 1})
+    again = run_cycle(ws, SYSTEM, read_completions=skilljar.read)
+    assert (again.decided, again.updated) == (0, 0)
+    live = [b for b in world.badges_for(DEMO_ORG_ID) if b["state"] in ("pending", "accepted")]
+    assert len(live) == 1
+    assert live[0]["issued_at"] == T0  # a renewal keeps the original issued_at
+    assert live[0]["expires_at"] == add_months(later, 12)

@@ -23,7 +23,15 @@ from credly_ops.access import (
     access_policy,
     decide_sign_in,
 )
-from credly_ops.config import ConfigError, Settings, load_settings, read_secrets_file
+from credly_ops.config import (
+    ConfigError,
+    Settings,
+    SkilljarNotConfigured,
+    SkilljarSettings,
+    load_settings,
+    load_skilljar_settings,
+    read_secrets_file,
+)
 from credly_ops.logs import install_redaction
 from credly_ops.loopback import is_loopback
 
@@ -56,6 +64,31 @@ def health_monitor(_ws: Workspace) -> HealthMonitor:
     from credly_ops.health.gather import run_configured_checks
 
     return HealthMonitor(lambda: run_configured_checks(_ws), max_age=300)
+
+
+def skilljar_settings() -> SkilljarSettings | SkilljarNotConfigured:
+    """Skilljar's settings for this server process; an unusable ``[skilljar]`` counts as not
+    configured, and says which key (never a secret) in what is missing."""
+    try:
+        found = load_skilljar_settings()
+    except ConfigError as exc:
+        return SkilljarNotConfigured(missing=(f"a usable [skilljar] section: {exc}",))
+    install_redaction(found.secrets())
+    return found
+
+
+def autopilot_line(ws: Workspace) -> None:
+    """The sidebar's one line on automatic issuing, on every page."""
+    from credly_ops.autopilot import autopilot_status
+
+    status = autopilot_status(ws.store, skilljar=skilljar_settings())
+    icon = {
+        "off": ":material/power_off:",
+        "paused": ":material/pause_circle:",
+        "shadow": ":material/visibility:",
+        "running": ":material/bolt:",
+    }[status.mode]
+    st.caption(f"{icon} {status.sentence()}")
 
 
 def wait_for_demo_credly(ws: Workspace) -> None:
@@ -94,6 +127,7 @@ PAGES = (
     PageSpec(
         "pages/student_preview.py", "Student preview", ":material/person_search:", Permission.VIEW
     ),
+    PageSpec("pages/autopilot.py", "Autopilot", ":material/autoplay:", Permission.VIEW),
     PageSpec("pages/renewals.py", "Renewals", ":material/event_repeat:", Permission.VIEW),
     PageSpec("pages/health.py", "Health", ":material/health_and_safety:", Permission.VIEW),
     PageSpec("pages/settings.py", "Settings", ":material/settings:", Permission.CHANGE_SETTINGS),
@@ -296,6 +330,7 @@ def sidebar(ws: Workspace) -> None:
         )
         if health.message:
             status.warning(health.message, icon=":material/sync_problem:")
+        autopilot_line(ws)
         checked = health_monitor(ws).latest()  # never waits: checking runs in the background
         status.caption(f"Health: **{checked.summary()}**" if checked else "Health: checking…")
         outcome = st.session_state.pop("sync_outcome", None)

@@ -42,8 +42,12 @@ from credly_ops.store import from_db_time, to_db_time
 
 JOB_KIND_BULK = "bulk_issue"
 JOB_KIND_REISSUE = "reissue"
+#: automatic issuing's jobs (credly_ops.autopilot): one per cycle that took new completions in
+JOB_KIND_AUTOMATIC = "automatic"
+#: automatic issuing in shadow mode: a record of what it would have sent; never run
+JOB_KIND_SHADOW = "automatic_shadow"
 #: the kinds of job that send rows through the runner
-RUNNABLE_KINDS: tuple[str, ...] = (JOB_KIND_BULK, JOB_KIND_REISSUE)
+RUNNABLE_KINDS: tuple[str, ...] = (JOB_KIND_BULK, JOB_KIND_REISSUE, JOB_KIND_AUTOMATIC)
 
 JOB_PLANNED = "planned"
 JOB_RUNNING = "running"

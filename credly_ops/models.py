@@ -467,6 +467,8 @@ class BadgeRule(BaseModel):
     expiration_days: int = Field(default=0, ge=0)
     require_pass: bool = True
     active_from: datetime | None = None
+    #: issued by automatic issuing (``False``: manual only, left to bulk issue)
+    automatic: bool = True
 
     _times = field_validator("active_from", mode="before")(answer_time)
 

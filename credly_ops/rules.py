@@ -12,6 +12,10 @@ unless the rule set already has a rule for the same course and template, whose
 ``active_from`` it keeps (that badge was installed then; saving the editor again or
 re-importing a file never moves it). The export writes it, so a file round-trips. A rule
 saved by code with no ``active_from`` has no going-forward limit.
+
+``automatic`` (``true`` by default; a file without the column means ``true``) says whether
+automatic issuing (:mod:`credly_ops.autopilot`) issues the rule's completions; ``false`` makes
+the rule manual-only: its completions are left to bulk issue, never decided automatically.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ RULE_COLUMNS = (
     "expiration_days",
     "require_pass",
     "active_from",
+    "automatic",
 )
 _TRUE = {"true", "yes", "y", "1"}
 _FALSE = {"false", "no", "n", "0"}
@@ -95,6 +100,12 @@ def parse_rule(
         require_pass = False
     elif require_text and require_text not in _TRUE:
         problems.append(RuleProblem(row, "require_pass", f"{require_text!r} is not true or false"))
+    automatic_text = text("automatic").lower()
+    automatic = True
+    if automatic_text in _FALSE:
+        automatic = False
+    elif automatic_text and automatic_text not in _TRUE:
+        problems.append(RuleProblem(row, "automatic", f"{automatic_text!r} is not true or false"))
     active_from: datetime | None = None
     raw_from = values.get("active_from")
     if isinstance(raw_from, datetime):
@@ -123,6 +134,7 @@ def parse_rule(
             expiration_days=durations.get("expiration_days", 0),
             require_pass=require_pass,
             active_from=active_from,
+            automatic=automatic,
         )
     except ValidationError as exc:
         first = exc.errors()[0]
@@ -213,6 +225,7 @@ def rule_row(rule: BadgeRule) -> dict[str, object]:
         "expiration_days": rule.expiration_days,
         "require_pass": "true" if rule.require_pass else "false",
         "active_from": rule.active_from.isoformat() if rule.active_from else "",
+        "automatic": "true" if rule.automatic else "false",
     }
 
 
@@ -239,8 +252,8 @@ def load_rules(store: Store) -> list[BadgeRule]:
     with store.session() as cur:
         rows = cur.execute(
             "SELECT course_id, course_title, template_id, template_name, method, "
-            "expiration_months, expiration_days, require_pass, active_from "
-            "FROM badge_rules ORDER BY course_title, course_id"
+            "expiration_months, expiration_days, require_pass, active_from, "
+            "coalesce(automatic, TRUE) FROM badge_rules ORDER BY course_title, course_id"
         ).fetchall()
     return [
         BadgeRule(
@@ -253,6 +266,7 @@ def load_rules(store: Store) -> list[BadgeRule]:
             expiration_days=r[6],
             require_pass=r[7],
             active_from=from_db_time(r[8]),
+            automatic=bool(r[9]),
         )
         for r in rows
     ]
@@ -299,7 +313,7 @@ def replace_rules(
             cur.execute(
                 "INSERT INTO badge_rules (course_id, course_title, template_id, template_name, "
                 "method, expiration_months, expiration_days, require_pass, active_from, "
-                "updated_at, updated_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "automatic, updated_at, updated_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     rule.course_id,
                     rule.course_title,
@@ -310,6 +324,7 @@ def replace_rules(
                     rule.expiration_days,
                     rule.require_pass,
                     to_db_time(rule.active_from),
+                    rule.automatic,
                     now,
                     actor.name,
                 ],

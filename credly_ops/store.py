@@ -376,6 +376,49 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         """,
     ),
     (
+        7,
+        # automatic issuing (credly_ops.autopilot): rules may be manual-only; which completion
+        # each automatic decision was about (live rows point at their ledger row, shadow rows
+        # carry the decision itself); the workers' heartbeats and the cycles they ran
+        """
+        ALTER TABLE badge_rules ADD COLUMN automatic BOOLEAN DEFAULT TRUE;
+        CREATE TABLE autopilot_decisions (
+            job_id VARCHAR NOT NULL,
+            row_no INTEGER NOT NULL,
+            completion_id VARCHAR NOT NULL,
+            shadow BOOLEAN NOT NULL,
+            decided_at TIMESTAMP NOT NULL,
+            email VARCHAR,
+            course_id VARCHAR,
+            template_id VARCHAR,
+            completed_at TIMESTAMP,
+            outcome VARCHAR NOT NULL,
+            reason VARCHAR NOT NULL,
+            issued_at TIMESTAMP,
+            expires_at TIMESTAMP,
+            matched_badge_id VARCHAR,
+            PRIMARY KEY (job_id, row_no)
+        );
+        CREATE INDEX autopilot_decisions_completion ON autopilot_decisions (completion_id);
+        CREATE TABLE autopilot_workers (
+            runner VARCHAR PRIMARY KEY,
+            started_at TIMESTAMP NOT NULL,
+            heartbeat_at TIMESTAMP NOT NULL,
+            next_cycle_at TIMESTAMP,
+            stopped_at TIMESTAMP
+        );
+        CREATE TABLE autopilot_cycles (
+            id VARCHAR PRIMARY KEY,
+            runner VARCHAR NOT NULL,
+            started_at TIMESTAMP NOT NULL,
+            finished_at TIMESTAMP,
+            shadow BOOLEAN NOT NULL,
+            outcome VARCHAR NOT NULL,
+            result VARCHAR
+        );
+        """,
+    ),
+    (
         8,
         # Skilljar webhook deliveries, moved here from the receiver's spool
         # (credly_ops.hooks.ingestion): accepted | rejected (detail says why) | duplicate

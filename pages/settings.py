@@ -168,6 +168,7 @@ frame = pd.DataFrame(
             "active_from": (
                 r.active_from.astimezone(UTC).replace(tzinfo=None) if r.active_from else None
             ),
+            "automatic": r.automatic,
         }
         for r in rules
     ],
@@ -180,6 +181,7 @@ frame = pd.DataFrame(
         "expiration_days",
         "require_pass",
         "active_from",
+        "automatic",
     ],
 )
 frame["active_from"] = pd.to_datetime(frame["active_from"])
@@ -208,6 +210,11 @@ edited = st.data_editor(
         "active_from": st.column_config.DatetimeColumn(
             "Active from (UTC)", help="Completions before this moment are not issued automatically"
         ),
+        "automatic": st.column_config.CheckboxColumn(
+            "Automatic",
+            default=True,
+            help="Issued by automatic issuing; clear it to leave the course to bulk issue",
+        ),
     },
 )
 
@@ -221,6 +228,7 @@ def rule_values(record: dict[str, Any]) -> dict[str, object]:
     moment = record.get("active_from")
     label = record.get("template")
     require_pass = record.get("require_pass")
+    automatic = record.get("automatic")
     return {
         "course_id": record.get("course_id"),
         "course_title": record.get("course_title"),
@@ -230,6 +238,7 @@ def rule_values(record: dict[str, Any]) -> dict[str, object]:
         "expiration_days": record.get("expiration_days"),
         "require_pass": "false" if require_pass is False else "true",
         "active_from": None if moment is None or pd.isna(moment) else pd.Timestamp(moment),
+        "automatic": "false" if automatic is False else "true",
     }
 
 
@@ -251,7 +260,8 @@ with left:
         type=["csv"],
         key=f"rules-upload-{version}",
         help="Columns: course_id, course_title, template_id, method, expiration_months, "
-        "expiration_days, require_pass, active_from. The file replaces every rule.",
+        "expiration_days, require_pass, active_from, automatic (true when absent). The file "
+        "replaces every rule.",
     )
     if upload is not None and st.button("Replace the rules with this file"):
         try:

@@ -215,11 +215,20 @@ def test_a_half_configured_sign_in_is_an_error(secrets: dict, fragment: str) -> 
 @pytest.mark.parametrize(
     ("role", "titles"),
     [
-        (Role.VIEWER, ["Funnel", "Student preview", "Renewals", "Health"]),
-        (Role.CSM, ["Funnel", "Bulk issue", "Student preview", "Renewals", "Health"]),
+        (Role.VIEWER, ["Funnel", "Student preview", "Autopilot", "Renewals", "Health"]),
+        (Role.CSM, ["Funnel", "Bulk issue", "Student preview", "Autopilot", "Renewals", "Health"]),
         (
             Role.ADMIN,
-            ["Funnel", "Bulk issue", "Student preview", "Renewals", "Health", "Settings", "Audit"],
+            [
+                "Funnel",
+                "Bulk issue",
+                "Student preview",
+                "Autopilot",
+                "Renewals",
+                "Health",
+                "Settings",
+                "Audit",
+            ],
         ),
     ],
 )

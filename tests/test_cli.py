@@ -31,6 +31,10 @@ def all_commands() -> list[tuple[str, ...]]:
 def test_the_commands_are_the_documented_ones() -> None:
     assert sorted(all_commands()) == [
         ("audit",),
+        ("autopilot", "pause"),
+        ("autopilot", "resume"),
+        ("autopilot", "run"),
+        ("autopilot", "status"),
         ("completions", "sync"),
         ("demo",),
         ("doctor",),

@@ -12,8 +12,8 @@ The package::
     context.py     CommandLine: the run's --db and actor, handed to every command
     exits.py       the exit codes, and which error ends a command with which
     output.py      JSON, sentences, errors, tables, progress (Rich, on a terminal only)
-    audit.py completions.py demo.py doctor.py emulator.py expiring.py funnel.py hooks.py
-    issue.py rules.py status.py student.py sync.py
+    audit.py autopilot.py completions.py demo.py doctor.py emulator.py expiring.py funnel.py
+    hooks.py issue.py rules.py status.py student.py sync.py
                    one module per command or command group
 
 Adding a command (there is one way):
@@ -43,6 +43,7 @@ import click
 from credly_ops.access import command_line_actor
 from credly_ops.cli import (
     audit,
+    autopilot,
     completions,
     demo,
     doctor,
@@ -76,6 +77,7 @@ COMMANDS: tuple[click.Command, ...] = (
     funnel.command,
     issue.command,
     student.command,
+    autopilot.command,
     hooks.command,
     expiring.command,
     doctor.command,

@@ -1,7 +1,8 @@
 """``credly-ops rules import FILE.csv`` / ``rules export [FILE.csv]``: the badge rules as CSV.
 
 Columns: course_id, course_title, template_id, method, expiration_months, expiration_days,
-require_pass, active_from.  An import with any error saves nothing and exits 2.
+require_pass, active_from, automatic (``true``/``false``, ``true`` when the column is absent:
+``false`` leaves the course to bulk issue).  An import with any error saves nothing and exits 2.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def command() -> None:
     short_help="replace the badge rules with a CSV file",
     help="Validate a rules CSV (FILE) and, when it has no errors, make it the rule set. "
     "Columns: course_id, course_title, template_id, method, expiration_months, "
-    "expiration_days, require_pass, active_from.",
+    "expiration_days, require_pass, active_from, automatic (true/false; true when absent).",
 )
 @click.argument("file")
 @pass_command_line

@@ -1,7 +1,7 @@
 """The runner: a job's rows sent to Credly exactly once, decided again just before each send.
 
 **One runner** sends every job that issues or renews: bulk issues and the single re-issues of
-the Student preview (and, later, automatic issuing).
+the Student preview and automatic issuing (:mod:`credly_ops.autopilot`).
 
 **Send-time truth.** A job starts with an incremental sync and a re-decision of every unsent row
 (:func:`recheck`): what changed since the plan is written to the ledger, the plan's own decision
@@ -72,7 +72,7 @@ from credly_ops.issuance.decide import DecideOptions
 from credly_ops.issuance.jobs import REGISTRY, JobBusy, JobProgress, job_progress
 from credly_ops.issuance.redecide import Redecision, as_decided, redecide, take_snapshot
 from credly_ops.issuance.upload import refresh_cache
-from credly_ops.issuance.workers import Progress, Runner, chains
+from credly_ops.issuance.workers import Gate, Progress, Runner, chains
 from credly_ops.issuance.writer import CLAIM_LOCK, LedgerWriter
 from credly_ops.models import IssuedBadge
 from credly_ops.store import Store, write_audit
@@ -255,6 +255,8 @@ class RunOutcome:
 
     made: dict[int, IssuedBadge] = field(default_factory=dict)
     errors: dict[int, CredlyError] = field(default_factory=dict)
+    #: rows a gate refused: given back unsent, still to send
+    held: int = 0
 
 
 def _execute(
@@ -265,6 +267,7 @@ def _execute(
     client_options: Mapping[str, Any] | None,
     refresh: bool,
     outcome: RunOutcome | None = None,
+    gate: Gate | None = None,
 ) -> JobProgress:
     ws, actor, job_id = claimed.ws, claimed.actor, claimed.job_id
     store = ws.store
@@ -293,6 +296,7 @@ def _execute(
                     concurrency=concurrency,
                     progress=progress,
                     stop=claimed.stop,
+                    gate=gate,
                 )
                 runner.run()
         finally:
@@ -300,6 +304,7 @@ def _execute(
         if outcome is not None:
             outcome.made.update(runner.made)
             outcome.errors.update(runner.errors)
+            outcome.held += runner.held
         changed += writer.changed
         interrupted = (
             claimed.stop.is_set() or runner.crashed is not None or writer.error is not None
@@ -335,6 +340,8 @@ def run_job(
     progress: Progress | None = None,
     client_options: Mapping[str, Any] | None = None,
     refresh: bool = True,
+    gate: Gate | None = None,
+    outcome: RunOutcome | None = None,
 ) -> JobProgress:
     """Send the job's unsent rows, in this thread, until none is left; returns its progress.
 
@@ -342,6 +349,10 @@ def run_job(
     interrupted or whose runner died: rows ``in_flight`` are looked up on Credly before
     anything is sent. Raises :class:`~credly_ops.ledger.JobNotFound` and
     :class:`~credly_ops.issuance.jobs.JobBusy`.
+
+    A ``gate`` is asked before each send (automatic issuing's rails): when it refuses, the row
+    is given back and the job stops, ``interrupted``, with the rest still to send; ``outcome``
+    then counts the rows held.
     """
     _check_concurrency(concurrency)
     claimed = _claim(ws, actor, job_id, action="issue.run")
@@ -351,6 +362,8 @@ def run_job(
         progress=progress,
         client_options=client_options,
         refresh=refresh,
+        outcome=outcome,
+        gate=gate,
     )
 
 

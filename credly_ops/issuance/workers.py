@@ -6,6 +6,11 @@ first rows of its next :data:`CLAIM_AHEAD` chains while its current request is i
 chain whose claim says *wait* goes back to the pool and is claimed again after
 :data:`WAIT_SECONDS`. A row that may already have reached Credly is looked up before it is sent;
 a failed row stops the rest of its chain; a refused token stops the job.
+
+A job may run behind a :class:`Gate` (automatic issuing's safety rails): asked just before
+each request that would make a badge, it may refuse; the refused row goes back to ``planned``
+(never sent) and the job stops after the requests in flight, so nothing is sent past a cap and
+the rows held are sent by a later run.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Protocol
 
 from pydantic import ValidationError
 
@@ -48,6 +54,18 @@ WAIT_SECONDS = 0.5
 Progress = Callable[[int, str, int], None]
 
 
+class Gate(Protocol):
+    """What a run asks before each send and tells after it (thread-safe)."""
+
+    def admit(self, row: LedgerRow) -> bool:
+        """May ``row`` be sent now? ``False`` stops the run; the row is given back."""
+        ...
+
+    def ended(self, row: LedgerRow, ok: bool) -> None:
+        """A request for ``row`` ended: it made its badge (``ok``) or failed."""
+        ...
+
+
 @dataclass
 class Chain:
     """The rows of one student and template, in order; one worker at a time."""
@@ -71,8 +89,12 @@ class Runner:
         concurrency: int,
         progress: Progress | None,
         stop: threading.Event,
+        gate: Gate | None = None,
     ) -> None:
         self.job_id = job_id
+        self.gate = gate
+        #: rows the gate refused (given back, never sent)
+        self.held = 0
         self._fresh: deque[Chain] = deque(chains)
         self._waiting: list[Chain] = []
         self._lock = threading.Lock()
@@ -258,11 +280,21 @@ class Runner:
                     replaced = (target, found.id) if row.outcome == "update" and target else None
                     self._succeed(row, found, replaced=replaced)
                     return
+            if self.gate is not None and not self.gate.admit(row):
+                with self._lock:
+                    self.held += 1
+                self.stop.set()
+                self.writer.unmark(row.row_no)
+                return
             self._send(chain, row)
+            if self.gate is not None:
+                self.gate.ended(row, row.row_no in self.made)
         except CredlyError as exc:
             if exc.kind in FATAL_CLASSES:
                 self.fatal = self.fatal or (exc.kind, str(exc))
             self.errors[row.row_no] = exc
+            if self.gate is not None:
+                self.gate.ended(row, False)
             self._fail(chain, row, exc.kind, str(exc))
         except ValidationError as exc:
             fields = sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})

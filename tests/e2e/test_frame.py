@@ -16,6 +16,7 @@ TITLES = (
     "Funnel",
     "Bulk issue",
     "Student preview",
+    "Autopilot",
     "Renewals",
     "Health",
     "Settings",
@@ -83,7 +84,16 @@ def test_sidebar_shows_the_demo_and_a_completed_sync(live_app, page) -> None:
 
 def test_every_page_opens_without_an_error(live_app, page) -> None:
     open_app(page, live_app.url)
-    pages = ("Bulk issue", "Student preview", "Renewals", "Health", "Settings", "Audit", "Funnel")
+    pages = (
+        "Bulk issue",
+        "Student preview",
+        "Autopilot",
+        "Renewals",
+        "Health",
+        "Settings",
+        "Audit",
+        "Funnel",
+    )
     for title in pages:
         go_to(page, title)
         assert page.get_by_test_id("stException").count() == 0, title

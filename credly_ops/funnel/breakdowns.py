@@ -152,7 +152,7 @@ def _domain_breakdown_sql(where: Where) -> str:
 {scoped_completions(where)},
 c AS (
     SELECT {domain_sql("email")} AS domain, count(*)::BIGINT AS completions,
-           count(*) FILTER (WHERE exit_reason IS NULL)::BIGINT AS eligible
+           count(*) FILTER (WHERE eligible)::BIGINT AS eligible
     FROM scoped GROUP BY 1
 ),
 b AS (

@@ -49,6 +49,7 @@ of the chain's earlier badges), so the funnel is a plain aggregate over this one
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 
@@ -345,3 +346,28 @@ def rebuild(cur: duckdb.DuckDBPyConnection) -> int:
 def linked_at(cur: duckdb.DuckDBPyConnection) -> datetime | None:
     row = cur.execute("SELECT max(linked_at) FROM completion_links").fetchone()
     return None if row is None else row[0]
+
+
+@dataclass(frozen=True)
+class CompletionLink:
+    """One completion's row of the link, as the Student preview reads it."""
+
+    completion_id: str
+    outcome: str
+    reason: str
+    root_id: str | None
+    badge_id: str | None
+
+    @property
+    def has_badge(self) -> bool:
+        return self.outcome in BADGE_OUTCOMES
+
+
+def student_links(cur: duckdb.DuckDBPyConnection, email: str) -> dict[str, CompletionLink]:
+    """The link rows of one student's completions (a normalized email), by completion id."""
+    rows = cur.execute(
+        "SELECT completion_id, outcome, reason, root_id, badge_id FROM completion_links "
+        "WHERE email = ? AND completion_id IS NOT NULL",
+        [email],
+    ).fetchall()
+    return {str(r[0]): CompletionLink(str(r[0]), str(r[1]), str(r[2]), r[3], r[4]) for r in rows}

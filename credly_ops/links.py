@@ -329,13 +329,13 @@ def relink(cur: duckdb.DuckDBPyConnection, emails: Iterable[str] | None = None) 
         cur.execute("DELETE FROM completion_links")
     columns = ", ".join(LINK_COLUMNS)
     cur.execute(f"INSERT INTO completion_links ({columns}) {_link_sql(scoped)}", params)
-    row = cur.execute(
+    rows = cur.execute(
         "SELECT count(*) FROM completion_links"
         + (f" WHERE email IN (SELECT email FROM {_SCOPE_TABLE})" if scoped else "")
-    ).fetchone()
+    ).fetchall()
     if scoped:
         cur.execute(f"DROP TABLE IF EXISTS {_SCOPE_TABLE}")
-    return int(row[0]) if row else 0
+    return int(rows[0][0])
 
 
 def rebuild(cur: duckdb.DuckDBPyConnection) -> int:
@@ -344,8 +344,8 @@ def rebuild(cur: duckdb.DuckDBPyConnection) -> int:
 
 
 def linked_at(cur: duckdb.DuckDBPyConnection) -> datetime | None:
-    row = cur.execute("SELECT max(linked_at) FROM completion_links").fetchone()
-    return None if row is None else row[0]
+    rows = cur.execute("SELECT max(linked_at) FROM completion_links").fetchall()
+    return rows[0][0] if rows else None
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ import duckdb
 import pandas as pd
 
 from credly_ops.links import relink
+from credly_ops.models import normalize_email
 from credly_ops.runners import runner_is_gone, this_runner
 from credly_ops.store import from_db_time, to_db_time
 
@@ -344,7 +345,7 @@ def _relink_rows(cur: duckdb.DuckDBPyConnection, job_id: str, row_nos: Sequence[
         [job_id, list(row_nos)],
     ).fetchall()
     if emails:
-        relink(cur, [str(e) for (e,) in emails])
+        relink(cur, [normalize_email(str(e)) for (e,) in emails])
 
 
 def unfinished_job(cur: duckdb.DuckDBPyConnection, kind: str, sha256: str) -> str | None:

@@ -199,12 +199,13 @@ direct AS (
     ) = 1
 ),
 ledger_latest AS (
-    SELECT email, template_id, date_trunc('second', completed_at) AS second, outcome, reason,
-           status, badge_id
+    SELECT lower(trim(email)) AS email, template_id,
+           date_trunc('second', completed_at) AS second, outcome, reason, status, badge_id
     FROM ledger
-    WHERE completed_at IS NOT NULL AND template_id IS NOT NULL AND {_in_scope("email", scoped)}
+    WHERE completed_at IS NOT NULL AND template_id IS NOT NULL
+      AND {_in_scope("lower(trim(email))", scoped)}
     QUALIFY row_number() OVER (
-        PARTITION BY email, template_id, date_trunc('second', completed_at)
+        PARTITION BY lower(trim(email)), template_id, date_trunc('second', completed_at)
         ORDER BY updated_at DESC, job_id DESC, row_no DESC
     ) = 1
 ),

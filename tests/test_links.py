@@ -337,7 +337,7 @@ def test_the_link_follows_completions_badges_and_ledger_rows(tmp_path: Path) -> 
         upsert_badges(cur, [badge("b1", "ada@example.com", WHEN)], synced_at=NOW)
     assert [r[2] for r in link_rows(store)] == ["issued", "none"]
     with store.transaction() as cur:  # Bob's issue fails
-        row = _skip("job-1", 0, "bob@example.com")
+        row = _skip("job-1", 0, " Bob@Example.com")  # as the file spelt it
         ledger.insert_rows(cur, "job-1", [_issue(row)], NOW)
         ledger.finish_rows(
             cur, "job-1", [ledger.Finish(row_no=1, status="failed", error_class="server")], NOW

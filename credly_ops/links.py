@@ -185,18 +185,22 @@ chains AS (
     UNION ALL
     SELECT h.*, coalesce(p.prior_reminders, 0) FROM multi h LEFT JOIN prior p USING (root_id)
 ),
-direct AS (
-    SELECT c.completion_id, c.course_id, ch.root_id,
-           CASE WHEN date_trunc('second', ch.issued_at) = date_trunc('second', c.completed_at)
-                THEN 'same_second' ELSE 'same_day' END AS how
+candidates AS (
+    SELECT c.completion_id, any_value(c.course_id) AS course_id,
+           arg_max(ch.root_id, (ch.state IN ('pending', 'accepted'), ch.sent_at, ch.root_id))
+               AS root_id,
+           arg_max(date_trunc('second', ch.issued_at) = date_trunc('second', c.completed_at),
+                   (ch.state IN ('pending', 'accepted'), ch.sent_at, ch.root_id)) AS exact
     FROM comp c JOIN chains ch
       ON ch.email = c.email AND ch.template_id = c.template_id
      AND date_trunc('day', ch.issued_at) = date_trunc('day', c.completed_at)
     WHERE {carries}
-    QUALIFY row_number() OVER (
-        PARTITION BY c.completion_id
-        ORDER BY ch.state IN ('pending', 'accepted') DESC, ch.sent_at DESC, ch.root_id DESC
-    ) = 1
+    GROUP BY c.completion_id
+),
+direct AS (
+    SELECT completion_id, course_id, root_id,
+           CASE WHEN exact THEN 'same_second' ELSE 'same_day' END AS how
+    FROM candidates
 ),
 ledger_latest AS (
     SELECT lower(trim(email)) AS email, template_id,
@@ -209,11 +213,13 @@ ledger_latest AS (
         ORDER BY updated_at DESC, job_id DESC, row_no DESC
     ) = 1
 ),
+first_of AS (
+    SELECT root_id, arg_min(completion_id, (course_id, completion_id)) AS completion_id
+    FROM direct GROUP BY root_id
+),
 carried AS (
-    SELECT completion_id, how,
-           CASE WHEN row_number() OVER (PARTITION BY root_id ORDER BY course_id, completion_id)
-                     = 1 THEN root_id END AS root_id
-    FROM direct
+    SELECT d.completion_id, d.how, f.root_id
+    FROM direct d LEFT JOIN first_of f USING (completion_id)
 ),
 renewal AS (
     SELECT c.completion_id, m.root_id, 0 AS evidence, m.created_at, m.id
@@ -239,8 +245,12 @@ renewed AS (
         PARTITION BY completion_id ORDER BY evidence, created_at DESC NULLS LAST, id DESC
     ) = 1
 ),
-live AS (
-    SELECT DISTINCT email, template_id FROM chains WHERE state IN ('pending', 'accepted')
+retakes AS (
+    SELECT DISTINCT c.completion_id
+    FROM comp c JOIN chains ch ON ch.email = c.email AND ch.template_id = c.template_id
+    WHERE ch.state IN ('pending', 'accepted') AND c.method = 'issue' AND NOT c.allow_duplicates
+      AND c.exit_reason IS NULL
+      AND c.completion_id NOT IN (SELECT completion_id FROM direct)
 ),
 decided AS (
     SELECT c.*, coalesce(d.root_id, n.root_id) AS root_id,
@@ -252,8 +262,7 @@ decided AS (
                 WHEN l.status = 'failed' THEN 'failed'
                 WHEN l.outcome = 'skip' AND l.reason = 'already_has_badge' THEN 'blocked_retake'
                 WHEN l.outcome = 'skip' THEN 'skipped'
-                WHEN v.email IS NOT NULL AND c.method = 'issue' AND NOT c.allow_duplicates
-                    THEN 'blocked_retake'
+                WHEN v.completion_id IS NOT NULL THEN 'blocked_retake'
                 ELSE 'none' END AS outcome,
            CASE WHEN d.root_id IS NOT NULL THEN d.how
                 WHEN d.how IS NOT NULL THEN 'already_issued'
@@ -261,8 +270,7 @@ decided AS (
                 WHEN c.exit_reason IS NOT NULL THEN c.exit_reason
                 WHEN NOT c.template_active THEN 'template_inactive'
                 WHEN l.status = 'failed' OR l.outcome = 'skip' THEN l.reason
-                WHEN v.email IS NOT NULL AND c.method = 'issue' AND NOT c.allow_duplicates
-                    THEN 'already_has_badge'
+                WHEN v.completion_id IS NOT NULL THEN 'already_has_badge'
                 ELSE 'not_issued' END AS reason
     FROM comp c
     LEFT JOIN carried d USING (completion_id)
@@ -270,7 +278,7 @@ decided AS (
     LEFT JOIN ledger_latest l
       ON l.email = c.email AND l.template_id = c.template_id
      AND l.second = date_trunc('second', c.completed_at)
-    LEFT JOIN live v ON v.email = c.email AND v.template_id = c.template_id
+    LEFT JOIN retakes v USING (completion_id)
 )
 SELECT d.completion_id, d.email, d.course_id, d.course_title, d.template_id, d.completed_at,
        d.eligible, d.outcome, d.reason, {_CHAIN_COLUMNS}, $linked_at

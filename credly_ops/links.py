@@ -95,6 +95,10 @@ LINK_COLUMNS = (
 )
 
 _SCOPE_TABLE = "link_scope"
+#: a relink for at least WHOLE_MIN students and 1/WHOLE_SHARE as many as the link has rows
+#: rebuilds it all (an upload of most of the students: cheaper than picking them out)
+WHOLE_SHARE = 4
+WHOLE_MIN = 10_000
 
 
 def _in_scope(column: str, scoped: bool) -> str:
@@ -322,13 +326,17 @@ def _prior_reminders_sql() -> str:
 
 def relink(cur: duckdb.DuckDBPyConnection, emails: Iterable[str] | None = None) -> int:
     """Bring the link up to date for these students (normalized emails; ``None``: everyone),
-    inside the caller's unit of work.  Returns how many rows the students now have."""
+    inside the caller's unit of work.  Returns how many rows were written."""
     scoped = emails is not None
     params: dict[str, object] = {"linked_at": to_db_time(utcnow())}
     if scoped:
         wanted = sorted({e for e in emails or () if e})
         if not wanted:
             return 0
+        if len(wanted) >= WHOLE_MIN and len(wanted) * WHOLE_SHARE >= _row_count(cur):
+            # most students: building the whole link is cheaper than picking them out
+            scoped = False
+    if scoped:
         cur.execute(f"CREATE OR REPLACE TEMP TABLE {_SCOPE_TABLE} (email VARCHAR)")
         cur.execute(f"INSERT INTO {_SCOPE_TABLE} SELECT unnest(?::VARCHAR[])", [wanted])
         cur.execute(
@@ -344,6 +352,11 @@ def relink(cur: duckdb.DuckDBPyConnection, emails: Iterable[str] | None = None) 
     ).fetchall()
     if scoped:
         cur.execute(f"DROP TABLE IF EXISTS {_SCOPE_TABLE}")
+    return int(rows[0][0])
+
+
+def _row_count(cur: duckdb.DuckDBPyConnection) -> int:
+    rows = cur.execute("SELECT count(*) FROM completion_links").fetchall()
     return int(rows[0][0])
 
 

@@ -391,3 +391,22 @@ def test_the_preview_without_a_link_still_matches_by_itself() -> None:
         now=NOW,
     )
     assert profile.explanations[0].verdict == "issued"
+
+
+def test_sync_relink_rebuilds_the_link_from_the_cache(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from credly_ops import cli
+
+    path = tmp_path / "c.duckdb"
+    store = store_with(
+        path, [badge("b1", "ada@example.com", WHEN)], [completion("ada@example.com", WHEN)]
+    )
+    with store.transaction() as cur:
+        cur.execute("DELETE FROM completion_links")  # as if it had been lost
+    assert link_rows(store) == []
+    assert cli.main(["--db", str(path), "sync", "--relink", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["links"] == 1
+    assert [r[2:] for r in link_rows(store)] == [("issued", "same_second", "b1", "b1")]

@@ -108,6 +108,7 @@ def _in_scope(column: str, scoped: bool) -> str:
 @cache
 def _link_sql(scoped: bool) -> str:
     """The rows of the link for every student (or those in ``link_scope``)."""
+    # imported when first needed: the issuance package imports modules that import this one
     from credly_ops.funnel.sql import LOOKUP, RULES_SELECT
     from credly_ops.issuance.decide import (
         carries_completion_sql,

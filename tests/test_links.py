@@ -410,3 +410,61 @@ def test_sync_relink_rebuilds_the_link_from_the_cache(
     assert cli.main(["--db", str(path), "sync", "--relink", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["links"] == 1
     assert [r[2:] for r in link_rows(store)] == [("issued", "same_second", "b1", "b1")]
+
+
+def test_the_funnel_equals_an_independent_pandas_computation_on_every_case(
+    tmp_path: Path,
+) -> None:
+    from tests.test_funnel_page import _independent
+
+    first, again = at(2023, 5, 1, 9), at(2024, 5, 2, 9)
+    path = tmp_path / "cases.duckdb"
+    store = store_with(
+        path,
+        [
+            badge("b1", "ada@example.com", WHEN, "accepted"),  # its completion: sub-second
+            badge("b2", "bea@example.com", at(2024, 6, 4, 15), "pending"),  # date-only
+            badge(
+                "r1",
+                "cy@example.com",
+                first,
+                "replaced",
+                template="T_R",
+                expires=at(2024, 5, 1, 9),
+                replacement="r2",
+            ),
+            badge(
+                "r2",
+                "cy@example.com",
+                first,
+                "accepted",
+                template="T_R",
+                replaces="r1",
+                expires=at(2025, 5, 2, 9),
+                created=again,
+            ),  # renewed by cy's second
+            badge("n1", "native@example.com", at(2023, 1, 1), "accepted"),  # outside
+            badge("n2", "hand@example.com", at(2023, 2, 1), "rejected"),  # outside
+        ],
+        [
+            completion("ada@example.com", WHEN + timedelta(microseconds=500_000)),
+            completion("ada@example.com", WHEN + timedelta(days=20)),  # a blocked retake
+            completion("bea@example.com", at(2024, 6, 4), date_only=True),
+            completion("cy@example.com", first, "C2"),
+            completion("cy@example.com", again, "C2"),
+            completion("dan@example.com", WHEN),  # its issue failed
+            completion("eve@example.com", WHEN, "C9"),  # no rule
+        ],
+    )
+    with store.transaction() as cur:
+        row = _issue(_skip("job-1", 0, "dan@example.com"))
+        ledger.insert_rows(cur, "job-1", [row], NOW)
+        ledger.finish_rows(
+            cur, "job-1", [ledger.Finish(row_no=1, status="failed", error_class="server")], NOW
+        )
+    got = summary(store).as_json()
+    expected = _independent(path, NOW)
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value), key
+    assert (got["issued"], got["renewed"], got["issued_outside"], got["failed"]) == (4, 1, 2, 1)
+    assert (got["blocked_retakes"], got["skipped"]) == (1, {"no_rule": 1})

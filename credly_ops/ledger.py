@@ -37,6 +37,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from credly_ops.links import relink
+from credly_ops.models import normalize_email
 from credly_ops.runners import runner_is_gone, this_runner
 from credly_ops.store import from_db_time, to_db_time
 
@@ -333,6 +335,21 @@ def insert_rows(
         cur.execute(f"INSERT INTO ledger ({columns}) SELECT {columns} FROM incoming_ledger")
     finally:
         cur.unregister("incoming_ledger")
+    _relink_rows(cur, job_id, [r.row_no for r in rows if not r.sends])
+
+
+def _relink_rows(cur: duckdb.DuckDBPyConnection, job_id: str, row_nos: Sequence[int]) -> None:
+    """The completion → badge link of these rows' students, after their decision or result
+    changed (a row that succeeded is relinked when its badge reaches the cache)."""
+    if not row_nos:
+        return
+    emails = cur.execute(
+        "SELECT DISTINCT email FROM ledger WHERE job_id = ? AND email IS NOT NULL "
+        "AND row_no IN (SELECT unnest(?::INTEGER[]))",
+        [job_id, list(row_nos)],
+    ).fetchall()
+    if emails:
+        relink(cur, [normalize_email(str(e)) for (e,) in emails])
 
 
 def unfinished_job(cur: duckdb.DuckDBPyConnection, kind: str, sha256: str) -> str | None:
@@ -575,6 +592,7 @@ def write_decisions(
             *PENDING_ROW_STATES,
         ],
     )
+    _relink_rows(cur, job_id, [d.row_no for d in decided if d.outcome not in ("issue", "update")])
 
 
 def mark_in_flight(
@@ -628,6 +646,7 @@ def finish_rows(
             job_id,
         ],
     )
+    _relink_rows(cur, job_id, [i.row_no for i in items if i.status != ROW_SUCCEEDED])
 
 
 def reset_retryable(cur: duckdb.DuckDBPyConnection, job_id: str, now: datetime) -> int:

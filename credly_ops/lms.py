@@ -1,7 +1,8 @@
 """The LMS half of the cache: completions, from uploads, the demo or a future LMS sync.
 
 A completion's key is a hash of (email, course, completed_at), so loading the same row twice
-is an upsert, never a second row.
+is an upsert, never a second row.  Saving or deleting completions brings the completion →
+badge link of their students up to date (:mod:`credly_ops.links`), whatever the source.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import UTC, datetime
 import duckdb
 import pandas as pd
 
+from credly_ops.links import relink
 from credly_ops.models import Completion, normalize_email
 from credly_ops.store import to_db_time
 
@@ -28,6 +30,7 @@ COMPLETION_COLUMNS = (
     "score",
     "source",
     "loaded_at",
+    "date_only",
 )
 
 
@@ -62,6 +65,7 @@ def save_completions(
                 "score": c.score,
                 "source": source,
                 "loaded_at": to_db_time(loaded_at),
+                "date_only": c.date_only is True,
             }
             for c in completions
         ],
@@ -80,8 +84,16 @@ def save_completions(
         )
     finally:
         cur.unregister("incoming_completions")
+    relink(cur, frame["email"].unique().tolist())
     return len(completions)
 
 
 def delete_completions(cur: duckdb.DuckDBPyConnection, *, source: str) -> None:
+    emails = [
+        str(e)
+        for (e,) in cur.execute(
+            "SELECT DISTINCT email FROM completions WHERE source = ?", [source]
+        ).fetchall()
+    ]
     cur.execute("DELETE FROM completions WHERE source = ?", [source])
+    relink(cur, emails)

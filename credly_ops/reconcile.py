@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from credly_ops.access import SYSTEM_ACTOR, Actor, Permission, require
+from credly_ops.links import relink
 from credly_ops.store import Store, to_db_time, write_audit
 from credly_ops.sync import Progress, prefetched
 from credly_ops.sync_history import SYNC_STALE_AFTER, beat, claim_sync, record_failure
@@ -96,7 +97,13 @@ def reconcile(
             finally:
                 cur.unregister("credly_badge_ids")
             if gone:
+                emails = cur.execute(
+                    "SELECT DISTINCT recipient_email FROM badges "
+                    "WHERE id IN (SELECT unnest(?::VARCHAR[]))",
+                    [gone],
+                ).fetchall()
                 cur.executemany("DELETE FROM badges WHERE id = ?", [[g] for g in gone])
+                relink(cur, [str(e) for (e,) in emails])
             row = cur.execute("SELECT count(*) FROM badges").fetchone()
             n_badges = int(row[0]) if row else 0
             finished = to_db_time(utcnow())

@@ -29,6 +29,7 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from credly_ops.access import Actor, Permission, require
+from credly_ops.links import rebuild
 from credly_ops.models import BadgeRule, BadgeTemplate, IssueMethod
 from credly_ops.store import Store, from_db_time, to_db_time, write_audit
 from credly_ops.timeutil import parse_credly_time, utcnow
@@ -329,6 +330,7 @@ def replace_rules(
                     actor.name,
                 ],
             )
+        rebuild(cur)  # a rule decides every completion of its course
         write_audit(
             cur,
             actor=actor,

@@ -439,7 +439,39 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX webhook_events_received ON webhook_events (received_at);
         """,
     ),
+    (
+        9,
+        # the completion → badge link the funnel and the Student preview read
+        # (credly_ops.links); filled by links.rebuild when a cache is opened with data in it
+        """
+        ALTER TABLE completions ADD COLUMN date_only BOOLEAN DEFAULT FALSE;
+        CREATE TABLE completion_links (
+            completion_id VARCHAR,
+            email VARCHAR NOT NULL,
+            course_id VARCHAR,
+            course_title VARCHAR,
+            template_id VARCHAR,
+            completed_at TIMESTAMP,
+            eligible BOOLEAN NOT NULL,
+            outcome VARCHAR NOT NULL,
+            reason VARCHAR NOT NULL,
+            root_id VARCHAR,
+            badge_id VARCHAR,
+            state VARCHAR,
+            issued_at TIMESTAMP,
+            sent_at TIMESTAMP,
+            accepted_at TIMESTAMP,
+            end_sent_at TIMESTAMP,
+            end_left_at TIMESTAMP,
+            end_suppressed BOOLEAN,
+            prior_reminders INTEGER,
+            linked_at TIMESTAMP NOT NULL
+        );
+        """,
+    ),
 )
+#: the migration that creates the completion → badge link (rebuilt after it runs)
+LINK_MIGRATION = 9
 
 #: tables whose rows mean a cache already holds an organization's data
 DATA_TABLES = (
@@ -770,6 +802,10 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
             for statement in _statements(sql):
                 con.execute(statement)
             con.execute("INSERT INTO schema_version VALUES (?, ?)", [version, to_db_time(utcnow())])
+            if version == LINK_MIGRATION and current:
+                from credly_ops.links import rebuild
+
+                rebuild(con)
         except BaseException:
             con.execute("ROLLBACK")
             raise

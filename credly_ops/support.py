@@ -32,6 +32,7 @@ from credly_ops.issuance.decide import DecideOptions
 from credly_ops.issuance.jobs import new_job_id, new_row
 from credly_ops.issuance.plan import PlannedRow, idempotency_key, plan
 from credly_ops.issuance.run import run_claimed
+from credly_ops.links import relink
 from credly_ops.models import (
     Completion,
     IssuedBadge,
@@ -107,6 +108,8 @@ def _store_student_badges(
         stale = sorted(r[0] for r in cached if r[0] not in seen)
         for badge_id in stale:
             cur.execute("DELETE FROM badges WHERE id = ?", [badge_id])
+        if stale:
+            relink(cur, [key])
         if audit:
             write_audit(
                 cur,

@@ -30,6 +30,7 @@ import duckdb
 import pandas as pd
 
 from credly_ops.access import SYSTEM_ACTOR, Actor, Permission, require
+from credly_ops.links import rebuild, relink
 from credly_ops.models import BadgeTemplate, IssuedBadge, normalize_email
 from credly_ops.store import Store, to_db_time, write_audit
 from credly_ops.sync_history import (
@@ -153,9 +154,16 @@ def _badge_frame(badges: Sequence[IssuedBadge], synced_at: datetime) -> pd.DataF
 
 
 def upsert_badges(
-    cur: duckdb.DuckDBPyConnection, badges: Sequence[IssuedBadge], *, synced_at: datetime
+    cur: duckdb.DuckDBPyConnection,
+    badges: Sequence[IssuedBadge],
+    *,
+    synced_at: datetime,
+    relinking: bool = True,
 ) -> int:
-    """Insert or update badges; returns how many were new or different from the cache."""
+    """Insert or update badges; returns how many were new or different from the cache.
+
+    The completion → badge link of their recipients is brought up to date too, unless the
+    caller relinks everyone at the end (``relinking=False``: a full sync)."""
     if not badges:
         return 0
     frame = _badge_frame(badges, synced_at)
@@ -178,12 +186,17 @@ def upsert_badges(
         )
     finally:
         cur.unregister("incoming_badges")
+    if relinking:
+        relink(cur, frame["recipient_email"].unique().tolist())
     return changed
 
 
 def upsert_templates(
     cur: duckdb.DuckDBPyConnection, templates: Sequence[BadgeTemplate], *, synced_at: datetime
 ) -> None:
+    """Insert or update templates; a template whose state or one-badge-per-student setting
+    changed changes what its completions' outcomes are, so the whole link is rebuilt then."""
+    before = set(cur.execute("SELECT id, state, allow_duplicate_badges FROM templates").fetchall())
     for t in templates:
         cur.execute(
             "INSERT OR REPLACE INTO templates (id, name, state, allow_duplicate_badges, "
@@ -202,6 +215,12 @@ def upsert_templates(
                 to_db_time(synced_at),
             ],
         )
+    after = {(t.id, str(t.state), bool(t.allow_duplicate_badges)) for t in templates}
+    changed = {tid for tid, _, _ in after - before}
+    if changed:
+        ruled = {str(r[0]) for r in cur.execute("SELECT template_id FROM badge_rules").fetchall()}
+        if changed & ruled:
+            rebuild(cur)
 
 
 def sync(
@@ -300,14 +319,14 @@ def _full_badges(
     pages_before: int,
     progress: Progress | None,
 ) -> tuple[int, int, int]:
-    """Every badge, a page per unit of work; then the ones Credly no longer has go.
-    Returns (changed, removed, pages)."""
+    """Every badge, a page per unit of work; then the ones Credly no longer has go, and the
+    completion → badge link is built afresh.  Returns (changed, removed, pages)."""
     changed = pages = seen = 0
     for items in prefetched(client.high_volume_pages()):
         pages += 1
         seen += len(items)
         with store.transaction() as cur:
-            changed += upsert_badges(cur, items, synced_at=started_at)
+            changed += upsert_badges(cur, items, synced_at=started_at, relinking=False)
             beat(cur, sync_id, pages=pages_before + pages, read=seen, changed=changed)
         if progress:
             progress(seen, f"{seen:,} badges read")
@@ -317,6 +336,7 @@ def _full_badges(
         ).fetchone()
         removed = int(row[0]) if row else 0
         cur.execute("DELETE FROM badges WHERE synced_at < ?", [to_db_time(started_at)])
+        rebuild(cur)
     return changed + removed, removed, pages
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -28,10 +29,15 @@ PHASE_METRICS = {
 }
 OUTCOMES = {
     "issued": "Badge issued.",
+    "renewed": "Renewed the student's badge.",
+    "failed": "The last attempt to issue it failed.",
+    "blocked_retake": "A retake: the template allows one badge per student, who already has it.",
     "not_issued": "Eligible; no badge issued yet (issue it on Bulk issue).",
-    "not_from_a_completion": "Badge issued by hand or before the integration, not from a "
-    "completion.",
+    "not_from_a_completion": "Issued outside credly-ops: by the native integration, by hand, or "
+    "before the first sync — no known completion.",
 }
+#: where every number on this page is defined (the page shows it)
+DEFINITIONS = Path(__file__).resolve().parent.parent / "docs" / "funnel.md"
 PERIODS = ("Last 30 days", "Last 90 days", "Last 12 months", "All time", "Custom")
 DIMENSIONS: dict[str, funnel.Dimension] = {
     "Per course": "course",
@@ -128,9 +134,10 @@ def period_filter(choice: str, custom: Any, today: date) -> tuple[date | None, d
 ui.require(Permission.VIEW)
 st.title("Funnel")
 st.caption(
-    "Completions → eligible → issued → accepted, from the cache. A renewal and the badge it "
-    "replaced count as one badge. Save any chart as PNG with the camera icon in its toolbar; "
-    "each table has a CSV download."
+    "Completions → eligible → issued or renewed → accepted, from the cache: each completion "
+    "once, with the badge it earned or renewed; badges with no known completion are counted "
+    "apart. Every number is defined under “How each number is counted”. Save any chart as PNG "
+    "with the camera icon in its toolbar; each table has a CSV download."
 )
 ws = ui.workspace()
 db = str(ws.settings.db_path)
@@ -211,7 +218,7 @@ except CacheBusy as exc:
     st.error(str(exc))
     st.stop()
 result = report.summary
-if result.completions == 0 and result.issued == 0:
+if result.completions == 0 and result.issued == 0 and result.issued_outside == 0:
     st.info(
         "Nothing matches these filters — widen the period, or clear the course, template or "
         "email domain.",
@@ -231,7 +238,8 @@ row[2].metric(
     "Issued",
     f"{result.issued:,}",
     count_delta(result.issued, before, "issued"),
-    help="Badges issued; a renewal and the badge it replaced count once.",
+    help="Completions that got a badge: issued for them, or a renewal they caused "
+    f"({result.renewed:,} renewals). Badges with no known completion are counted apart.",
 )
 row[3].metric("Accepted", f"{result.accepted:,}", count_delta(result.accepted, before, "accepted"))
 rate_delta = None
@@ -303,6 +311,30 @@ row[4].metric(
     f"{sum(result.skipped.values()):,}",
     help="Completions that get no badge; the reasons are charted below.",
 )
+row = st.columns(5)
+row[0].metric(
+    "Blocked retakes",
+    f"{result.blocked_retakes:,}",
+    count_delta(result.blocked_retakes, before, "blocked_retakes"),
+    delta_color="off",
+    help="Eligible retakes on templates that allow one badge per student, who already has "
+    "one: a bulk issue would skip them.",
+)
+row[1].metric(
+    "Issued outside credly-ops",
+    f"{result.issued_outside:,}",
+    count_delta(result.issued_outside, before, "issued_outside"),
+    delta_color="off",
+    help="Badges with no known completion — by the native integration, by hand, or before "
+    "the first sync. Not in the funnel above.",
+)
+row[2].metric(
+    "Their acceptance rate",
+    rate_text(result.outside_acceptance_rate),
+    help="Accepted ÷ issued, for the badges issued outside credly-ops.",
+)
+with st.expander("How each number is counted"):
+    st.markdown(DEFINITIONS.read_text(encoding="utf-8"))
 csv_button(
     "Download these numbers (CSV)",
     pd.DataFrame(funnel.summary_rows(result)),

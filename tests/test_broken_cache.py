@@ -129,8 +129,9 @@ EVERY_COMMAND = (
     ["student", "student1@example.com"],
     ["sync"],
 )
-#: damage inside the badges' blocks is found by the commands that read badges
-BADGE_READERS = (["funnel", "--json"], ["student", "student1@example.com"])
+#: damage inside the badges' blocks is found by the commands that read badges (the funnel
+#: reads the completion → badge link, not the badges)
+BADGE_READERS = (["student", "student1@example.com"],)
 
 
 @pytest.mark.parametrize(

@@ -147,7 +147,9 @@ def test_funnel_json(issued: Path, run) -> None:
         '  "accepted_after_second_reminder": 0,\n'
         '  "accepted_before_first_reminder": 0,\n'
         '  "accepted_between_reminders": 0,\n'
+        '  "accepted_outside": 0,\n'
         '  "as_of": "<time>+00:00",\n'
+        '  "blocked_retakes": 0,\n'
         '  "completions": 1,\n'
         '  "eligible": 1,\n'
         '  "failed": 0,\n'
@@ -160,7 +162,9 @@ def test_funnel_json(issued: Path, run) -> None:
         '    "until": null\n'
         "  },\n"
         '  "issued": 1,\n'
+        '  "issued_outside": 0,\n'
         '  "median_hours_to_accept": null,\n'
+        '  "outside_acceptance_rate": null,\n'
         '  "p90_hours_to_accept": null,\n'
         '  "pending": 1,\n'
         '  "pending_by_reminders": {\n'
@@ -171,6 +175,7 @@ def test_funnel_json(issued: Path, run) -> None:
         '  "rejected": 0,\n'
         '  "reminders_per_badge": 0.0,\n'
         '  "reminders_sent": 0,\n'
+        '  "renewed": 0,\n'
         '  "revoked": 0,\n'
         '  "skipped": {}\n'
         "}\n"

@@ -91,6 +91,7 @@ def _badge(
     suppressed: bool = False,
     replaces: str | None = None,
     replacement: str | None = None,
+    expires: datetime | None = None,
 ) -> IssuedBadge:
     return IssuedBadge(
         id=id,
@@ -106,6 +107,7 @@ def _badge(
         suppress_badge_notification_email=suppressed,
         replaces_badge_id=replaces,
         replacement_badge_id=replacement,
+        expires_at=expires,
     )
 
 
@@ -139,6 +141,7 @@ BADGES = [
         at(2024, 3, 1, 15),
         created=at(2024, 5, 1, 8),
         replaces="b12",
+        expires=at(2025, 5, 1, 8),  # c13 + C4's 12 months: the renewal c13 made
     ),
     _badge(
         "b14",
@@ -157,6 +160,7 @@ BADGES = [
         "pending",
         created=at(2024, 4, 10),
         replaces="b14",
+        expires=at(2025, 4, 10),  # c15 + 12 months
     ),
     _badge("b16", "n@hooli.com", "T_A", at(2023, 6, 1), "accepted", at(2023, 6, 1, 5)),
     _badge(
@@ -233,7 +237,8 @@ RULES = [
               active_from=at(2024, 1, 1)),
     BadgeRule(course_id="C2", course_title="Course C2", template_id="T_B", require_pass=False),
     BadgeRule(course_id="C3", course_title="Course C3", template_id="T_K"),
-    BadgeRule(course_id="C4", course_title="Course C4", template_id="T_K", method="update"),
+    BadgeRule(course_id="C4", course_title="Course C4", template_id="T_K", method="update",
+              expiration_months=12),
     BadgeRule(course_id="C5", course_title="Course C5", template_id="T_X",
               active_from=at(2023, 1, 1)),
 ]  # fmt: skip
@@ -241,7 +246,7 @@ LEDGER = [
     # key, row, status, outcome, reason, email, course, template, completed_at, updated_at
     ("K1", 1, "failed", "issue", "new_badge", "x@acme.com", "C1", "T_A", at(2024, 6, 12)),
     ("K1", 2, "succeeded", "issue", "new_badge", "x@acme.com", "C1", "T_A", at(2024, 6, 12)),
-    ("K2", 3, "failed", "issue", "new_badge", "u@acme.com", "C1", "T_A", at(2024, 6, 15)),
+    ("K2", 3, "failed", "issue", "new_badge", "t@acme.com", "C1", "T_A", at(2024, 6, 20)),
     ("K3", 4, "planned", "skip", "already_has_badge", "v@globex.com", "C2", "T_B",
      at(2024, 6, 16)),
     ("K4", 5, "planned", "skip", "no_rule", "w@acme.com", "C9", None, at(2024, 6, 17)),
@@ -397,27 +402,32 @@ def test_summary_on_the_whole_world(world: World) -> None:
     result = funnel.summary(world.store, world.flt).as_json()
     assert result["completions"] == 21
     assert result["eligible"] == 18
-    assert result["issued"] == 15  # b12+b13 and b14+b15 are one badge each
-    assert result["accepted"] == 8
-    assert result["pending"] == 5
-    assert result["pending_by_reminders"] == {"0": 2, "1": 1, "2": 2}
+    # the badges of completions: c12 issued b12 (now b13), c13 renewed it, c14 issued b14
+    # (now b15), c15 renewed it — each completion once; b16 came from no known completion
+    assert result["issued"] == 16
+    assert result["renewed"] == 2
+    assert (result["issued_outside"], result["accepted_outside"]) == (1, 1)
+    assert result["outside_acceptance_rate"] == 1.0
+    assert result["blocked_retakes"] == 0
+    assert result["accepted"] == 8  # c1–c5, c12, c13, c21
+    assert result["pending"] == 6
+    assert result["pending_by_reminders"] == {"0": 2, "1": 1, "2": 3}
     assert result["rejected"] == 1
     assert result["revoked"] == 1
-    assert result["failed"] == 1  # K1's latest row succeeded
+    assert result["failed"] == 1  # c22 (K2); K1's rows are for no cached completion
     assert result["skipped"] == {
-        "already_has_badge": 1,
         "before_active_from": 1,
         "no_rule": 1,  # c19 only: the ledger's no_rule row is derived, not counted twice
         "not_passed": 1,
         "template_inactive": 1,  # c20; c21 got its badge before T_X was archived
     }
-    assert result["reminders_sent"] == 14
-    assert result["reminders_per_badge"] == round(14 / 15, 4)
-    assert result["acceptance_rate"] == round(8 / 15, 6)
+    assert result["reminders_sent"] == 18  # b14 + b15's four, for c14 and for c15
+    assert result["reminders_per_badge"] == round(18 / 16, 4)
+    assert result["acceptance_rate"] == round(8 / 16, 6)
     assert result["accepted_before_first_reminder"] == 5
     assert result["accepted_between_reminders"] == 2
     assert result["accepted_after_second_reminder"] == 1
-    # hours 1, 2, 5, 6, 24, 48, 96, 240
+    # hours 1, 2, 6, 6, 24, 48, 96, 240
     assert result["median_hours_to_accept"] == 15.0
     assert result["p90_hours_to_accept"] == pytest.approx(96 + 0.3 * 144)
     assert result["as_of"] == NOW.isoformat()
@@ -426,9 +436,9 @@ def test_summary_on_the_whole_world(world: World) -> None:
 def test_each_measure_alone_matches_the_summary(world: World) -> None:
     flt = world.flt
     assert funnel.completion_counts(world.store, flt) == funnel.CompletionCounts(21, 18)
-    assert funnel.badge_states(world.store, flt) == funnel.BadgeStates(15, 8, 5, 1, 1)
-    assert funnel.pending_by_reminders(world.store, flt) == {"0": 2, "1": 1, "2": 2}
-    assert funnel.acceptance_rate(world.store, flt) == pytest.approx(8 / 15)
+    assert funnel.badge_states(world.store, flt) == funnel.BadgeStates(16, 8, 6, 1, 1)
+    assert funnel.pending_by_reminders(world.store, flt) == {"0": 2, "1": 1, "2": 3}
+    assert funnel.acceptance_rate(world.store, flt) == pytest.approx(8 / 16)
     timing = funnel.time_to_accept(world.store, flt)
     assert (timing.accepted, timing.median_hours) == (8, 15.0)
     assert funnel.acceptance_by_reminders(world.store, flt) == {
@@ -437,7 +447,10 @@ def test_each_measure_alone_matches_the_summary(world: World) -> None:
         "after_second_reminder": 1,
     }
     reminders = funnel.reminders_total(world.store, flt)
-    assert (reminders.total, reminders.badges) == (14, 15)
+    assert (reminders.total, reminders.badges) == (18, 16)
+    assert funnel.renewed(world.store, flt) == 2
+    assert funnel.issued_outside(world.store, flt) == funnel.IssuedOutside(1, 1)
+    assert funnel.blocked_retakes(world.store, flt) == 0
     assert funnel.failed_to_issue(world.store, flt) == 1
     assert funnel.skipped_by_reason(world.store, flt)["template_inactive"] == 1
 
@@ -448,19 +461,20 @@ def test_measures_share_one_preparation_in_a_unit_of_work(world: World) -> None:
         assert first.now is not None
         again = funnel.prepare(cur, FunnelFilter())
         assert again.now == first.now  # "now" is fixed for the unit of work
-        assert funnel.badge_states(cur, FunnelFilter()).issued == 15
+        assert funnel.badge_states(cur, FunnelFilter()).issued == 16
         assert funnel.badge_states(cur, f(world, course_id="C2")).issued == 3
-        assert funnel.badge_states(cur, FunnelFilter()).issued == 15
+        assert funnel.badge_states(cur, FunnelFilter()).issued == 16
 
 
 def test_pending_badges_look_different_at_another_now(world: World) -> None:
     # b7 is issued after this moment (the cache is what it is) and b8's first reminder is
     # due at 06-29 00:00: neither has had one
     earlier = FunnelFilter(now=at(2024, 6, 28, 12))
-    assert funnel.pending_by_reminders(world.store, earlier) == {"0": 3, "1": 0, "2": 2}
+    # (b15 is pending for two completions: c14 issued its chain, c15 renewed it)
+    assert funnel.pending_by_reminders(world.store, earlier) == {"0": 3, "1": 0, "2": 3}
     # b7 has had one (06-30 13:00), b8 both (06-29 and 07-02)
     later = FunnelFilter(now=at(2024, 7, 3))
-    assert funnel.pending_by_reminders(world.store, later) == {"0": 1, "1": 1, "2": 3}
+    assert funnel.pending_by_reminders(world.store, later) == {"0": 1, "1": 1, "2": 4}
 
 
 # -- filters -----------------------------------------------------------------------------------
@@ -473,29 +487,30 @@ def test_course_filter_counts_only_badges_from_that_course(world: World) -> None
     assert c1.failed == 1
     assert c1.skipped == {"before_active_from": 1, "not_passed": 1}
     c4 = funnel.summary(world.store, f(world, course_id="C4"))
-    # renewals replace the C3 badge: no new badge from the recertification course
-    assert (c4.completions, c4.eligible, c4.issued) == (2, 2, 0)
-    assert c4.acceptance_rate is None and c4.median_hours_to_accept is None
+    # the recertification course renewed the C3 badges: each renewal is its completion's badge
+    assert (c4.completions, c4.eligible, c4.issued, c4.renewed) == (2, 2, 2, 2)
+    assert (c4.accepted, c4.pending) == (1, 1) and c4.median_hours_to_accept == 6.0
     c9 = funnel.summary(world.store, f(world, course_id="C9"))
     assert (c9.completions, c9.eligible, c9.issued, c9.skipped) == (1, 0, 0, {"no_rule": 1})
 
 
-def test_template_filter_includes_badges_not_from_a_completion(world: World) -> None:
+def test_template_filter_counts_badges_not_from_a_completion_apart(world: World) -> None:
     ta = funnel.summary(world.store, f(world, template_id="T_A"))
-    assert (ta.completions, ta.eligible, ta.issued, ta.accepted) == (11, 9, 9, 6)
+    assert (ta.completions, ta.eligible, ta.issued, ta.accepted) == (11, 9, 8, 5)
+    assert (ta.issued_outside, ta.accepted_outside) == (1, 1)  # b16
     tk = funnel.summary(world.store, f(world, template_id="T_K"))
     assert (tk.completions, tk.issued, tk.accepted, tk.pending, tk.reminders_sent) == (
         4,
-        2,
-        1,
-        1,
         4,
+        2,
+        2,
+        8,
     )
 
 
 def test_domain_filter(world: World) -> None:
     acme = funnel.summary(world.store, f(world, domain="@ACME.com"))
-    assert (acme.completions, acme.issued, acme.accepted) == (16, 9, 4)
+    assert (acme.completions, acme.issued, acme.accepted) == (16, 11, 5)
     assert funnel.summary(world.store, f(world, domain="example.org")).issued == 0
 
 
@@ -503,7 +518,7 @@ def test_date_range_by_completion_and_by_issue(world: World) -> None:
     june = f(world, since=date(2024, 6, 1), until=date(2024, 6, 30))
     by_completion = funnel.summary(world.store, june)
     assert (by_completion.completions, by_completion.issued, by_completion.accepted) == (15, 11, 5)
-    assert by_completion.failed == 1 and by_completion.skipped["already_has_badge"] == 1
+    assert by_completion.failed == 1 and "already_has_badge" not in by_completion.skipped
     by_issue = funnel.summary(
         world.store, f(world, since=date(2024, 6, 1), until=date(2024, 6, 30), by="issue")
     )
@@ -568,13 +583,14 @@ def test_breakdown_by_course(world: World) -> None:
     assert (c2["issued"], c2["accepted"], c2["rejected"], c2["revoked"]) == (3, 0, 1, 1)
     assert c2["acceptance_rate"] == 0.0
     assert (c3["issued"], c3["accepted"], c3["pending_2"], c3["reminders_sent"]) == (2, 1, 1, 4)
-    assert (c4["completions"], c4["issued"]) == (2, 0) and pd.isna(c4["acceptance_rate"])
+    # c13 and c15 renewed the C3 badges: each renewal is issued once, for its completion
+    assert (c4["completions"], c4["issued"], c4["accepted"]) == (2, 2, 1)
     assert (c5["completions"], c5["eligible"], c5["issued"], c5["accepted"]) == (2, 2, 1, 1)
     assert c9["eligible"] == 0 and pd.isna(c9["template_id"])
     orphans = frame[frame["course_id"].isna()]
     assert orphans[["template_id", "issued", "accepted"]].values.tolist() == [["T_A", 1, 1]]
     assert pd.isna(orphans["course_title"].iloc[0])
-    assert frame["issued"].sum() == 15 and frame["completions"].sum() == 21
+    assert frame["issued"].sum() == 17 and frame["completions"].sum() == 21  # 16 + b16
     # sorted by acceptance rate, lowest first; courses that issued nothing last
     rates = frame["acceptance_rate"].dropna().tolist()
     assert rates == sorted(rates) and pd.isna(frame["acceptance_rate"].iloc[-1])
@@ -582,16 +598,17 @@ def test_breakdown_by_course(world: World) -> None:
 
 def test_breakdown_by_template_and_domain(world: World) -> None:
     templates = _rows(funnel.breakdown(world.store, world.flt, "template"), "template_id")
-    assert (templates["T_A"]["completions"], templates["T_A"]["issued"]) == (11, 9)
-    assert templates["T_A"]["median_hours_to_accept"] == 36.0  # 2, 5, 24, 48, 96, 240
-    assert (templates["T_K"]["completions"], templates["T_K"]["issued"]) == (4, 2)
+    # only the badges of completions: b16 (issued outside) is on the course breakdown's own row
+    assert (templates["T_A"]["completions"], templates["T_A"]["issued"]) == (11, 8)
+    assert templates["T_A"]["median_hours_to_accept"] == 48.0  # 2, 24, 48, 96, 240
+    assert (templates["T_K"]["completions"], templates["T_K"]["issued"]) == (4, 4)
     assert templates[None]["completions"] == 1  # c19, no rule
     assert templates["T_X"]["template_name"] == "Retired"
     domains = _rows(funnel.breakdown(world.store, world.flt, "domain"), "domain")
-    assert (domains["acme.com"]["completions"], domains["acme.com"]["issued"]) == (16, 9)
-    assert (domains["hooli.com"]["completions"], domains["hooli.com"]["issued"]) == (0, 1)
+    assert (domains["acme.com"]["completions"], domains["acme.com"]["issued"]) == (16, 11)
+    assert "hooli.com" not in domains  # b16 only: issued outside
     assert domains["acme.com"]["failed"] == 1
-    assert sum(d["issued"] for d in domains.values()) == 15
+    assert sum(d["issued"] for d in domains.values()) == 16
 
 
 def test_laggards_are_flagged(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -608,19 +625,20 @@ def test_cohorts_by_issue_month(world: World) -> None:
         m.strftime("%Y-%m"): row
         for m, row in zip(frame["month"], frame.to_dict("records"), strict=True)
     }
-    assert sorted(months) == ["2023-06", "2024-03", "2024-04", "2024-06"]
+    # c13 renewed b12 in May; b16 (no known completion) is not in a cohort
+    assert sorted(months) == ["2023-06", "2024-03", "2024-04", "2024-05", "2024-06"]
     june = months["2024-06"]
     assert (june["issued"], june["accepted"], june["pending"]) == (11, 5, 4)
     assert june["acceptance_rate"] == pytest.approx(5 / 11)
-    assert (months["2023-06"]["issued"], months["2023-06"]["accepted"]) == (2, 2)
+    assert (months["2023-06"]["issued"], months["2023-06"]["accepted"]) == (1, 1)
     by_issue = funnel.cohorts(world.store, f(world, by="issue"))
-    assert by_issue["issued"].sum() == 15
+    assert by_issue["issued"].sum() == 16
     assert by_issue.loc[by_issue["month"] == pd.Timestamp("2024-06-01"), "issued"].item() == 12
 
 
 def test_time_to_accept_histogram(world: World) -> None:
     frame = funnel.time_to_accept_histogram(world.store, world.flt)
-    # hours 1 | 2, 5, 6 | 24 | 48 | 96 | - | 240
+    # hours 1 | 2, 6, 6 | 24 | 48 | 96 | - | 240 (b16's 5 h is issued outside)
     assert frame["badges"].tolist() == [1, 3, 1, 1, 1, 0, 1, 0, 0]
     # 24 h exactly sits in the bin before the first reminder, 96 h before the second
     assert frame.loc[frame["bin"] == "6–24 h", "phase"].item() == "before_first_reminder"
@@ -650,7 +668,7 @@ def test_students_of_a_course(world: World) -> None:
     assert len(frame) == 11
     assert outcomes["o@acme.com"] == "not_passed"
     assert outcomes["p@acme.com"] == "before_active_from"
-    assert outcomes["t@acme.com"] == "not_issued"
+    assert outcomes["t@acme.com"] == "failed"  # K2
     assert outcomes["b@acme.com"] == "issued"
     row = frame[frame["email"] == "b@acme.com"].iloc[0]
     assert (row["badge_id"], row["badge_state"], row["hours_to_accept"]) == ("b2", "accepted", 24)
@@ -661,6 +679,13 @@ def test_students_of_a_course(world: World) -> None:
         "b13",
         "accepted",
         0,
+    )
+    recert = funnel.students(world.store, f(world, course_id="C4"))
+    renewal = recert[recert["email"] == "l@acme.com"].iloc[0]
+    assert (renewal["outcome"], renewal["badge_id"], renewal["badge_state"]) == (
+        "renewed",
+        "b13",
+        "accepted",
     )
     alpha = funnel.students(world.store, f(world, template_id="T_A"), limit=100)
     assert alpha.loc[alpha["email"] == "n@hooli.com", "outcome"].item() == "not_from_a_completion"
@@ -678,11 +703,12 @@ def test_filter_options(world: World) -> None:
 
 def test_full_report_and_summary_rows(world: World) -> None:
     report = funnel.full_report(world.store, world.flt)
-    assert report.summary.issued == 15
-    assert report.by_course["issued"].sum() == report.by_template["issued"].sum() == 15
-    assert report.cohorts["issued"].sum() == 15
+    assert (report.summary.issued, report.summary.issued_outside) == (16, 1)
+    assert report.by_course["issued"].sum() == 17  # with b16's own row
+    assert report.by_template["issued"].sum() == 16
+    assert report.cohorts["issued"].sum() == 16
     rows = {r["measure"]: r["value"] for r in funnel.summary_rows(report.summary)}
-    assert rows["pending_by_reminders.2"] == 2 and rows["filter.by"] == "completion"
+    assert rows["pending_by_reminders.2"] == 3 and rows["filter.by"] == "completion"
 
 
 def test_empty_cache(tmp_path: Path) -> None:

@@ -110,20 +110,36 @@ def test_page_renders_every_chart_without_exceptions(now: datetime) -> None:
     ]
 
 
+def _add_months(moment: pd.Timestamp, months: int) -> pd.Timestamp:
+    index = moment.month - 1 + months
+    year, month = moment.year + index // 12, index % 12 + 1
+    return moment.replace(year=year, month=month, day=min(moment.day, moment.days_in_month))
+
+
+def _expiry(moment: pd.Timestamp, months: object, days: object) -> pd.Timestamp | None:
+    months, days = int(months or 0), int(days or 0)  # type: ignore[call-overload]
+    if not months and not days:
+        return None
+    return (_add_months(moment, months) if months else moment) + pd.Timedelta(days=days)
+
+
 def _independent(db_path: Path, now: datetime) -> dict[str, object]:
-    """The headline numbers computed with pandas straight from the tables."""
+    """The headline numbers computed with pandas straight from the tables, by the definitions
+    in docs/funnel.md (not from the link table)."""
     store = Store(db_path)
     with store.session() as cur:
         badges = cur.execute("SELECT * FROM badges").df()
         completions = cur.execute("SELECT * FROM completions").df()
         rules = cur.execute("SELECT * FROM badge_rules").df()
+        templates = cur.execute("SELECT * FROM templates").df()
         ledger = cur.execute("SELECT * FROM ledger").df()
 
     merged = completions.merge(rules, on="course_id", how="left", suffixes=("", "_rule"))
     has_rule = merged["template_id"].notna()
     passed = (merged["status"] != "failed") | ~merged["require_pass"].fillna(True).astype(bool)
     on_time = merged["active_from"].isna() | (merged["completed_at"] >= merged["active_from"])
-    eligible = int((has_rule & passed & on_time).sum())
+    merged["eligible"] = has_rule & passed & on_time
+    active = set(templates.loc[templates["state"] == "active", "id"])
 
     by_id = badges.set_index("id")
     parent = by_id["replaces_badge_id"].where(by_id["replaces_badge_id"].isin(by_id.index))
@@ -137,11 +153,85 @@ def _independent(db_path: Path, now: datetime) -> dict[str, object]:
     by_id["root"] = root
     ends = by_id[~by_id.index.isin(by_id["replaces_badge_id"].dropna())]
     chains = ends.assign(
+        end_id=ends.index,
+        issued=by_id.loc[ends["root"], "issued_at"].values,
         sent=by_id.loc[ends["root"], "created_at"]
         .fillna(by_id.loc[ends["root"], "issued_at"])
-        .values
+        .values,
+        email=by_id.loc[ends["root"], "recipient_email"].values,
+        template=by_id.loc[ends["root"], "template_id"].values,
+    ).set_index("root")
+
+    # which chain carries each completion: the same second, or the same UTC day for a
+    # date-only completion or a badge issued at midnight; a live chain first, then the latest
+    second = merged["completed_at"].dt.floor("s")
+    candidates = merged.assign(second=second, day=second.dt.floor("D")).merge(
+        chains.reset_index()
+        .drop(columns=["template_id"])
+        .rename(columns={"template": "template_id"})
+        .assign(
+            chain_second=lambda c: c["issued"].dt.floor("s"),
+            day=lambda c: c["issued"].dt.floor("s").dt.floor("D"),
+            live=lambda c: c["state"].isin(["pending", "accepted"]),
+        )[["root", "email", "template_id", "day", "chain_second", "live", "sent"]],
+        on=["email", "template_id", "day"],
     )
-    accepted = chains[chains["state"] == "accepted"]
+    carries = (candidates["chain_second"] == candidates["second"]) | (
+        candidates["date_only"].fillna(False).astype(bool)
+        | (candidates["chain_second"] == candidates["day"])
+    )
+    direct = (
+        candidates[carries]
+        .sort_values(["live", "sent", "root"], ascending=False)
+        .drop_duplicates("id")
+        .sort_values(["course_id", "id"])
+        .drop_duplicates("root")
+        .set_index("id")["root"]
+    )
+    merged["root"] = merged["id"].map(direct)
+
+    # renewals: the ledger's update that succeeded, or a live replacement with this expiry
+    latest = ledger.sort_values(["updated_at", "job_id", "row_no"]).groupby("key").tail(1)
+    latest = latest.assign(second=latest["completed_at"].dt.floor("s"))
+    keyed = (
+        merged.assign(second=second)
+        .merge(
+            latest[["email", "template_id", "second", "outcome", "status", "reason", "badge_id"]],
+            on=["email", "template_id", "second"],
+            how="left",
+            suffixes=("", "_ledger"),
+        )
+        .drop_duplicates("id")
+    )
+    member_root = by_id["root"]
+    replacements = by_id[
+        by_id["replaces_badge_id"].notna() & by_id["state"].isin(["pending", "accepted"])
+    ]
+    renewed_root: dict[str, str] = {}
+    for row in keyed[keyed["root"].isna() & keyed["template_id"].notna()].itertuples():
+        updated = row.outcome == "update" and row.status_ledger == "succeeded"
+        if updated and row.badge_id in by_id.index:
+            renewed_root[row.id] = member_root[row.badge_id]
+            continue
+        if row.method not in ("update", "issue_or_update"):
+            continue
+        expiry = _expiry(row.completed_at, row.expiration_months, row.expiration_days)
+        if expiry is None:
+            continue
+        found = replacements[
+            (replacements["recipient_email"] == row.email)
+            & (replacements["template_id"] == row.template_id)
+            & (replacements["expires_at"].dt.floor("s") == expiry.floor("s"))
+            & (replacements["issued_at"] < row.completed_at)
+        ]
+        if len(found):
+            newest = found.assign(at=found["created_at"].fillna(found["issued_at"]))
+            renewed_root[row.id] = member_root[newest.sort_values("at").index[-1]]
+    merged["root"] = merged["root"].fillna(merged["id"].map(renewed_root))
+    linked = merged[merged["root"].notna()]
+    got = chains.loc[linked["root"]]
+
+    accepted = got[got["state"] == "accepted"]
     accepted_at = accepted["state_updated_at"].fillna(accepted["updated_at"])
     hours = ((accepted_at - accepted["sent"]).dt.total_seconds() / 3600).clip(lower=0)
     phase = sum(
@@ -150,8 +240,8 @@ def _independent(db_path: Path, now: datetime) -> dict[str, object]:
     )
 
     naive_now = now.replace(tzinfo=None)
-    chain_accepted = accepted_at.reindex(chains.index)
-    chain_accepted.index = chains["root"]
+    ended = chains[chains["state"] == "accepted"]
+    chain_accepted = ended["state_updated_at"].fillna(ended["updated_at"])
 
     def badge_reminders(row: pd.Series) -> int:
         sent = row["created_at"] if pd.notna(row["created_at"]) else row["issued_at"]
@@ -173,25 +263,32 @@ def _independent(db_path: Path, now: datetime) -> dict[str, object]:
         )
 
     per_badge = by_id.apply(badge_reminders, axis=1)
-    pending = chains[chains["state"] == "pending"]
-    pending_counts = per_badge.reindex(pending.index).value_counts()
-    latest = ledger.sort_values(["updated_at", "job_id", "row_no"]).groupby("key").tail(1)
+    per_chain = per_badge.groupby(by_id["root"]).sum()
+    pending = got[got["state"] == "pending"]
+    pending_counts = per_badge.reindex(pending["end_id"]).value_counts()
+    unlinked = merged[merged["root"].isna() & merged["eligible"]]
+    unlinked = unlinked[unlinked["template_id"].isin(active)]
+    failed_ids = set(keyed.loc[keyed["status_ledger"] == "failed", "id"])
+    outside = chains[~chains.index.isin(merged["root"].dropna())]
     return {
         "completions": len(completions),
-        "eligible": eligible,
-        "issued": len(chains),
+        "eligible": int(merged["eligible"].sum()),
+        "issued": len(got),
         "accepted": len(accepted),
         "pending": len(pending),
         "pending_by_reminders": {str(n): int(pending_counts.get(n, 0)) for n in (0, 1, 2)},
-        "rejected": int((chains["state"] == "rejected").sum()),
-        "revoked": int((chains["state"] == "revoked").sum()),
-        "failed": int((latest["status"] == "failed").sum()),
-        "reminders_sent": int(per_badge.sum()),
-        "acceptance_rate": len(accepted) / len(chains),
+        "rejected": int((got["state"] == "rejected").sum()),
+        "revoked": int((got["state"] == "revoked").sum()),
+        "failed": int(unlinked["id"].isin(failed_ids).sum()),
+        "reminders_sent": int(per_chain.reindex(linked["root"]).sum()),
+        "acceptance_rate": len(accepted) / len(got),
         "accepted_before_first_reminder": int((phase == 0).sum()),
         "accepted_between_reminders": int((phase == 1).sum()),
         "accepted_after_second_reminder": int((phase >= 2).sum()),
         "median_hours_to_accept": float(hours.median()),
+        "renewed": len(renewed_root),
+        "issued_outside": len(outside),
+        "accepted_outside": int((outside["state"] == "accepted").sum()),
     }
 
 
@@ -230,6 +327,10 @@ def test_page_cli_and_pandas_agree_on_the_demo_world(
     )
     assert shown["Median time to accept"] == f"{expected['median_hours_to_accept']:,.1f} h"
     assert printed["issued"] > 10_000
+    assert expected["renewed"] > 0 and expected["issued_outside"] > 0  # the demo has both
+    for key in ("renewed", "issued_outside", "accepted_outside"):
+        assert printed[key] == expected[key], key
+    assert number(shown["Issued outside credly-ops"]) == expected["issued_outside"]
     # the funnel chart draws the same stages
     stages = charts(app)["Funnel"].data[0]
     assert [int(v) for v in values(stages.x)] == [

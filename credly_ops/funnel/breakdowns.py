@@ -66,9 +66,11 @@ def breakdown(source: Source, flt: FunnelFilter, by: Dimension = "course") -> pd
     """The funnel per course, per template or per email domain, sorted by acceptance rate
     (lowest first, then most issued), laggards flagged.
 
-    Per course, the badges not from a completion get one row per template with no course id;
-    a course without a rule has no template.  Per template, completions without a rule make
-    a row with no template.  Columns: ``BREAKDOWN_COLUMNS[by]``, then :data:`MEASURE_COLUMNS`.
+    Per course, the badges issued outside (no known completion) get one row per template
+    with no course id; a course without a rule has no template.  Per template and per domain
+    only the badges of completions count (the summary's population); per template,
+    completions without a rule make a row with no template.  Columns:
+    ``BREAKDOWN_COLUMNS[by]``, then :data:`MEASURE_COLUMNS`.
     """
     if by not in BREAKDOWN_COLUMNS:
         raise FunnelError(f"breakdown by course, template or domain, not {by!r}")
@@ -83,13 +85,15 @@ def breakdown(source: Source, flt: FunnelFilter, by: Dimension = "course") -> pd
     return _finish_breakdown(frame, by)
 
 
-def _badge_groups(keys: str) -> str:
-    """The badge measures by ``keys`` (columns of ``fn_g`` or ``orphan_template``)."""
+def _badge_groups(keys: str, *, linked: bool = False) -> str:
+    """The badge measures by ``keys`` (columns of ``fn_g`` or ``orphan_template``); only the
+    badges of completions with ``linked``."""
     on = " AND ".join(f"f.{k} IS NOT DISTINCT FROM q.{k}" for k in keys.split(", "))
+    only = "WHERE course_id IS NOT NULL" if linked else ""
     return f"""
     SELECT f.*, q.* EXCLUDE ({keys}) FROM (
-        SELECT {keys}, {FINE_STATS} FROM {FN_G} GROUP BY ALL
-    ) f LEFT JOIN ({hours_sql(keys)}) q ON {on}"""
+        SELECT {keys}, {FINE_STATS} FROM {FN_G} {only} GROUP BY ALL
+    ) f LEFT JOIN ({hours_sql(keys, linked=linked)}) q ON {on}"""
 
 
 _BREAKDOWN_SQL: dict[Dimension, str] = {
@@ -129,7 +133,7 @@ FROM named n LEFT JOIN {_TEMPLATE_NAMES} t ON t.id = n.tid
 WITH c AS (
     SELECT template_id, {_COMPLETION_MEASURES} FROM fn_c GROUP BY 1
 ),
-b AS ({_badge_groups("template_id")}),
+b AS ({_badge_groups("template_id", linked=True)}),
 l AS (SELECT template_id, count(*) FILTER (WHERE status = 'failed') AS failed
       FROM fn_l GROUP BY 1),
 k AS (
@@ -152,13 +156,13 @@ def _domain_breakdown_sql(where: Where) -> str:
 {scoped_completions(where)},
 c AS (
     SELECT {domain_sql("email")} AS domain, count(*)::BIGINT AS completions,
-           count(*) FILTER (WHERE exit_reason IS NULL)::BIGINT AS eligible
+           count(*) FILTER (WHERE eligible)::BIGINT AS eligible
     FROM scoped GROUP BY 1
 ),
 b AS (
     SELECT {domain_sql("email")} AS domain, {badge_stats()},
            {hours_stats("hours_to_accept")}
-    FROM tagged GROUP BY 1
+    FROM tagged WHERE completion_id IS NOT NULL GROUP BY 1
 ),
 l AS (SELECT domain, count(*) FILTER (WHERE status = 'failed') AS failed FROM fn_l GROUP BY 1)
 SELECT coalesce(c.domain, b.domain, l.domain) AS domain,

@@ -17,17 +17,11 @@ import pandas as pd
 from credly_ops.funnel.filter import FunnelFilter
 from credly_ops.funnel.prepare import prepare
 from credly_ops.funnel.sql import Source, cursor
+from credly_ops.links import DERIVED_REASONS as LINK_DERIVED_REASONS
 from credly_ops.reminders import PHASES, REMINDER_OFFSETS
 
-#: skip reasons the funnel derives from completions and rules (the ledger's copies of these
-#: are not counted again)
-DERIVED_REASONS: tuple[str, ...] = (
-    "no_rule",
-    "ambiguous_course_title",
-    "not_passed",
-    "before_active_from",
-    "template_inactive",
-)
+#: skip reasons the funnel derives from completions and rules (see :mod:`credly_ops.links`)
+DERIVED_REASONS: tuple[str, ...] = LINK_DERIVED_REASONS
 
 
 @dataclass(frozen=True)
@@ -43,6 +37,19 @@ class BadgeStates:
     pending: int
     rejected: int
     revoked: int
+
+
+@dataclass(frozen=True)
+class IssuedOutside:
+    """Badges no known completion earned (the native integration, by hand in Credly, or
+    before the first sync): counted beside the funnel, never in it."""
+
+    issued: int
+    accepted: int
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        return self.accepted / self.issued if self.issued else None
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,14 @@ class FunnelSummary:
     accepted_by_phase: dict[str, int]
     median_hours_to_accept: float | None
     p90_hours_to_accept: float | None
+    renewed: int = 0
+    blocked_retakes: int = 0
+    issued_outside: int = 0
+    accepted_outside: int = 0
+
+    @property
+    def outside_acceptance_rate(self) -> float | None:
+        return self.accepted_outside / self.issued_outside if self.issued_outside else None
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -102,6 +117,11 @@ class FunnelSummary:
             "acceptance_rate": _round(self.acceptance_rate, 6),
             "median_hours_to_accept": _round(self.median_hours_to_accept, 2),
             "p90_hours_to_accept": _round(self.p90_hours_to_accept, 2),
+            "renewed": self.renewed,
+            "blocked_retakes": self.blocked_retakes,
+            "issued_outside": self.issued_outside,
+            "accepted_outside": self.accepted_outside,
+            "outside_acceptance_rate": _round(self.outside_acceptance_rate, 6),
             "as_of": self.as_of.isoformat(),
             "filter": self.filter.describe(),
         }
@@ -194,26 +214,56 @@ def reminders_total(source: Source, flt: FunnelFilter) -> RemindersSent:
 
 
 def failed_to_issue(source: Source, flt: FunnelFilter) -> int:
-    """Bulk-issue rows whose latest attempt failed."""
+    """Completions whose latest issue attempt failed (and that have no badge)."""
     with cursor(source) as cur:
         prepare(cur, flt)
-        row = cur.execute("SELECT count(*) FROM fn_l WHERE status = 'failed'").fetchone()
+        row = cur.execute("SELECT count(*) FROM fn_l").fetchone()
+    return int(row[0]) if row else 0
+
+
+def blocked_retakes(source: Source, flt: FunnelFilter) -> int:
+    """Eligible completions a template's one-badge-per-student setting keeps from a badge
+    (the student already has a live one): a side exit, not "eligible, not issued"."""
+    return _outcome_count(source, flt, "blocked_retake")
+
+
+def renewed(source: Source, flt: FunnelFilter) -> int:
+    """Completions that renewed a badge (counted among the issued, once each)."""
+    with cursor(source) as cur:
+        prepare(cur, flt)
+        row = cur.execute(
+            "SELECT coalesce(sum(renewed), 0) FROM fn_g WHERE course_id IS NOT NULL"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def issued_outside(source: Source, flt: FunnelFilter) -> IssuedOutside:
+    """Badge chains no known completion earned, and how many of them were accepted."""
+    with cursor(source) as cur:
+        prepare(cur, flt)
+        row = cur.execute("SELECT issued, accepted FROM fn_out").fetchone()
+    return IssuedOutside(_int(row[0]), _int(row[1])) if row else IssuedOutside(0, 0)
+
+
+def _outcome_count(source: Source, flt: FunnelFilter, outcome: str) -> int:
+    with cursor(source) as cur:
+        prepare(cur, flt)
+        row = cur.execute(
+            "SELECT coalesce(sum(n), 0) FROM fn_c WHERE outcome = ?", [outcome]
+        ).fetchone()
     return int(row[0]) if row else 0
 
 
 def skipped_by_reason(source: Source, flt: FunnelFilter) -> dict[str, int]:
-    """Completions that will not get a badge, by reason code (largest first): the reasons
-    derived from completions, then the bulk-issue ledger's other skips."""
-    derived = ", ".join(f"'{r}'" for r in DERIVED_REASONS)
+    """Completions that will not get a badge, by reason code (largest first): each
+    completion once, by its latest decision (the reasons derived from the rules, then the
+    ledger's skips of completions without a badge)."""
     with cursor(source) as cur:
         prepare(cur, flt)
         rows = cur.execute(
-            f"""
-            SELECT reason, sum(n)::BIGINT FROM (
-                SELECT reason, n FROM fn_c WHERE reason IS NOT NULL
-                UNION ALL
-                SELECT reason, 1 FROM fn_l WHERE outcome = 'skip' AND reason NOT IN ({derived})
-            ) GROUP BY reason ORDER BY 2 DESC, 1
+            """
+            SELECT link_reason, sum(n)::BIGINT FROM fn_c WHERE outcome = 'skipped'
+            GROUP BY 1 ORDER BY 2 DESC, 1
             """
         ).fetchall()
     return {str(reason): int(count) for reason, count in rows}
@@ -227,6 +277,7 @@ def summary(source: Source, flt: FunnelFilter) -> FunnelSummary:
         states = badge_states(cur, resolved)
         timing = time_to_accept(cur, resolved)
         reminders = reminders_total(cur, resolved)
+        outside = issued_outside(cur, resolved)
         return FunnelSummary(
             filter=flt,
             as_of=cast(datetime, resolved.now),
@@ -246,6 +297,10 @@ def summary(source: Source, flt: FunnelFilter) -> FunnelSummary:
             accepted_by_phase=acceptance_by_reminders(cur, resolved),
             median_hours_to_accept=timing.median_hours,
             p90_hours_to_accept=timing.p90_hours,
+            renewed=renewed(cur, resolved),
+            blocked_retakes=blocked_retakes(cur, resolved),
+            issued_outside=outside.issued,
+            accepted_outside=outside.accepted,
         )
 
 

@@ -85,8 +85,7 @@ _RULE_FIELDS = (
 _ONLY_ONE = ", ".join(f"CASE WHEN count(*) = 1 THEN any_value({c}) END" for c in _RULE_FIELDS)
 # rules, with a lookup key: course ids as they are, titles prefixed by \x01 (a title that
 # several rules share finds no rule: it is ambiguous)
-RULES_SQL = f"""
-CREATE OR REPLACE TEMP TABLE fn_rules AS
+RULES_SELECT = f"""
 WITH r AS (
     SELECT r.course_id, coalesce(nullif(r.course_title, ''), r.course_id) AS course_title,
            r.template_id,
@@ -100,6 +99,7 @@ UNION ALL
 SELECT chr(1) || title_key, count(*) > 1, {_ONLY_ONE}
 FROM r WHERE title_key <> '' GROUP BY title_key
 """
+RULES_SQL = f"CREATE OR REPLACE TEMP TABLE fn_rules AS {RULES_SELECT}"
 
 #: how a completion row (alias ``c``) finds its rule in ``fn_rules``
 LOOKUP = """CASE WHEN trim(coalesce(c.course_id, '')) <> '' THEN trim(c.course_id)

@@ -48,24 +48,29 @@ def _bin_sql(hours: str) -> str:
 
 
 def cohorts(source: Source, flt: FunnelFilter) -> pd.DataFrame:
-    """Acceptance by issue-month cohort (the month of each badge's date on the chosen basis):
+    """Acceptance by issue-month cohort (the month of each badge's date on the chosen basis;
+    the badges of completions, as the summary counts them):
     ``month``, ``issued``, ``accepted``, ``pending`` (and by reminders sent), ``rejected``,
     ``revoked``, ``reminders_sent`` and ``acceptance_rate``."""
     with cursor(source) as cur:
         prepare(cur, flt)
-        frame = cur.execute(f"SELECT month, {FINE_STATS} FROM fn_g GROUP BY 1 ORDER BY 1").df()
+        frame = cur.execute(
+            f"SELECT month, {FINE_STATS} FROM fn_g WHERE course_id IS NOT NULL "
+            "GROUP BY 1 ORDER BY 1"
+        ).df()
     frame["month"] = pd.to_datetime(frame["month"])
     frame["acceptance_rate"] = acceptance_rates(frame)
     return frame
 
 
 def time_to_accept_histogram(source: Source, flt: FunnelFilter) -> pd.DataFrame:
-    """Accepted badges by time to accept, in :data:`ACCEPT_BINS`, each bin with its phase."""
+    """Accepted badges of completions by time to accept, in :data:`ACCEPT_BINS`, each bin with
+    its phase."""
     with cursor(source) as cur:
         prepare(cur, flt)
         rows = cur.execute(
             f"SELECT {_bin_sql('h')} AS bin, count(*) "
-            "FROM (SELECT unnest(hours) AS h FROM fn_g) GROUP BY 1"
+            "FROM (SELECT unnest(hours) AS h FROM fn_g WHERE course_id IS NOT NULL) GROUP BY 1"
         ).fetchall()
     counts = {int(b): int(n) for b, n in rows}
     first, second = (offset / timedelta(hours=1) for offset in REMINDER_OFFSETS[:2])
@@ -133,9 +138,10 @@ STUDENT_COLUMNS = (
 
 
 def students(source: Source, flt: FunnelFilter, *, limit: int | None = None) -> pd.DataFrame:
-    """One row per completion in scope with the badge that came from it (``outcome`` says
-    why there is none: a derived skip reason, ``template_inactive`` or ``not_issued``), and one
-    per badge in scope not from a completion (``not_from_a_completion``); newest first.
+    """One row per completion in scope with its link's outcome — ``issued`` or ``renewed``
+    with the badge chain, else why there is none: a skip reason, ``failed``,
+    ``blocked_retake`` or ``not_issued`` — and one per badge in scope no known completion
+    earned (``not_from_a_completion``); newest first.
 
     Narrow the filter to a course for that course's students.
     """
@@ -146,22 +152,19 @@ def students(source: Source, flt: FunnelFilter, *, limit: int | None = None) -> 
 {badge_stream(where)},
 {scoped_completions(where)},
 rows AS (
-    SELECT c.email, c.first_name, c.last_name, c.course_id, c.course_title, c.completed_at,
-           c.status,
-           CASE WHEN b.end_id IS NOT NULL THEN 'issued'
-                WHEN c.exit_reason IS NOT NULL THEN c.exit_reason
-                WHEN NOT c.template_active THEN 'template_inactive'
-                ELSE 'not_issued' END AS outcome,
+    SELECT c.email, m.first_name, m.last_name, c.course_id, c.course_title, c.completed_at,
+           m.status,
+           CASE c.outcome WHEN 'skipped' THEN c.reason WHEN 'none' THEN 'not_issued'
+                ELSE c.outcome END AS outcome,
            b.end_id AS badge_id, b.state AS badge_state, b.issued_at, b.accepted_at,
            b.hours_to_accept, b.reminders_total AS reminders_sent
     FROM scoped c
-    LEFT JOIN stream b
-      ON hash(b.email, b.template_id, b.issued_at) = hash(c.email, c.template_id, c.completed_at)
-     AND b.course_id = c.course_id
+    LEFT JOIN completions m ON m.id = c.completion_id
+    LEFT JOIN stream b ON b.completion_id = c.completion_id
     UNION ALL
     SELECT b.email, NULL, NULL, NULL, NULL, NULL, NULL, 'not_from_a_completion', b.end_id,
            b.state, b.issued_at, b.accepted_at, b.hours_to_accept, b.reminders_total
-    FROM stream b WHERE b.course_id IS NULL
+    FROM stream b WHERE b.completion_id IS NULL
 )
 SELECT * FROM rows ORDER BY coalesce(completed_at, issued_at) DESC, email, badge_id
 {"" if limit is None else f"LIMIT {int(limit)}"}

@@ -278,6 +278,26 @@ def carries_completion(
     return date_only or _at_midnight(issued)
 
 
+def carries_completion_sql(issued_at: str, completed_at: str, date_only: str) -> str:
+    """:func:`carries_completion` as a SQL condition over column expressions (naive UTC
+    timestamps, as the cache keeps them): its twin for the completion → badge link
+    (:mod:`credly_ops.links`), kept beside it so the two cannot drift apart."""
+    issued, done = f"date_trunc('second', {issued_at})", f"date_trunc('second', {completed_at})"
+    same_day = f"date_trunc('day', {issued_at}) = date_trunc('day', {completed_at})"
+    midnight = f"{issued} = date_trunc('day', {issued_at})"
+    return f"({issued} = {done} OR ({same_day} AND ({date_only} OR {midnight})))"
+
+
+def expires_at_sql(completed_at: str, months: str, days: str) -> str:
+    """:func:`compute_expires_at` as a SQL expression (``NULL`` when the rule has no
+    duration): months first, the day clamped to the month's end, then days."""
+    return (
+        f"(CASE WHEN coalesce({months}, 0) = 0 AND coalesce({days}, 0) = 0 THEN NULL "
+        f"ELSE {completed_at} + to_months(coalesce({months}, 0)) "
+        f"+ to_days(coalesce({days}, 0)) END)"
+    )
+
+
 _DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 

@@ -9,7 +9,7 @@ the cache and the ledger of every job (:mod:`credly_ops.issuance.redecide`) and 
 doubt whose own badge is there) or *wait* (another live job is sending for the student).
 Claims are serialized inside the process by :data:`CLAIM_LOCK` and across processes by the cache
 file. The badges the job made go into the cache now and then (:data:`CACHE_FLUSH_SECONDS`),
-best effort: the ledger is the record.
+best effort: the ledger is the record; their students' completion → badge links follow.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ from credly_ops.issuance.decide import DecideOptions
 from credly_ops.issuance.jobs import REGISTRY
 from credly_ops.issuance.redecide import Redecision, as_decided, redecide, take_snapshot
 from credly_ops.ledger import Finish, LedgerRow
-from credly_ops.models import IssuedBadge
+from credly_ops.links import relink
+from credly_ops.models import IssuedBadge, normalize_email
 from credly_ops.store import Store
 from credly_ops.sync import upsert_badges
 from credly_ops.timeutil import utcnow
@@ -286,7 +287,7 @@ class LedgerWriter:
         latest = {badge.id: badge for badge in self._badges}
         try:
             with self._store.transaction() as cur:
-                upsert_badges(cur, list(latest.values()), synced_at=utcnow())
+                upsert_badges(cur, list(latest.values()), synced_at=utcnow(), relinking=False)
                 if self._replaced:
                     cur.execute(
                         "UPDATE badges SET state = 'replaced', replacement_badge_id = v.new_id "
@@ -294,6 +295,8 @@ class LedgerWriter:
                         "unnest(?::VARCHAR[]) AS new_id) v WHERE badges.id = v.old_id",
                         [[old for old, _ in self._replaced], [new for _, new in self._replaced]],
                     )
+                # the completion → badge link of these students, chains complete
+                relink(cur, [normalize_email(b.recipient_email) for b in latest.values()])
         except duckdb.Error as exc:
             logger.debug("job %s: cache not updated yet (%s)", self._job_id, exc)
             return

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
+from credly_ops.links import CompletionLink
+from credly_ops.lms import completion_id
 from credly_ops.models import BadgeRule, BadgeTemplate, Completion, IssuedBadge, normalize_email
 from credly_ops.profile.badges import earned_rows
 from credly_ops.profile.explain import explain_completion
@@ -25,14 +27,25 @@ def build_profile(
     table_enabled: bool,
     web_url: str,
     now: datetime,
+    links: Mapping[str, CompletionLink] | None = None,
 ) -> StudentProfile:
-    """The student preview from plain values (pure)."""
+    """The student preview from plain values (pure).  ``links`` are the completions' rows of
+    the completion → badge link by completion id (what the funnel reads): given, they say
+    which badge each completion earned or renewed."""
     key = normalize_email(email)
     own = [b for b in badges if normalize_email(b.recipient_email) == key]
     first, last = _names(completions, own)
     explanations = [
         explain_completion(
-            c, rules=rules, templates=templates, badges=own, ledger=ledger, now=now, web_url=web_url
+            c,
+            rules=rules,
+            templates=templates,
+            badges=own,
+            ledger=ledger,
+            now=now,
+            web_url=web_url,
+            link=None if links is None else links.get(completion_id(c)),
+            linked=links is not None,
         )
         for c in sorted(completions, key=lambda c: c.completed_at, reverse=True)
     ]

@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from credly_ops.issuance import PlannedRow, compute_expires_at, plan, same_second
+from credly_ops.links import CompletionLink
 from credly_ops.models import (
     BadgeRule,
     BadgeState,
@@ -70,6 +71,8 @@ class _Case:
     ledger: Sequence[LedgerEntry]
     now: datetime
     web_url: str
+    linked: bool = False
+    link: CompletionLink | None = None
 
     @property
     def completed_at(self) -> datetime:
@@ -117,9 +120,25 @@ def explain_completion(
     ledger: Sequence[LedgerEntry] = (),
     now: datetime,
     web_url: str,
+    link: CompletionLink | None = None,
+    linked: bool = False,
 ) -> Explanation:
-    """What became of one completion, and why, in words (see the module docstring)."""
-    case = _case(completion, rules, templates, badges, ledger, now=now, web_url=web_url)
+    """What became of one completion, and why, in words (see the module docstring).
+
+    With ``linked``, ``link`` is the completion's row of the completion → badge link (``None``:
+    the link has no row for it): the badge it earned or renewed is the link's, as on the
+    Funnel page; without, the badges are matched here."""
+    case = _case(
+        completion,
+        rules,
+        templates,
+        badges,
+        ledger,
+        now=now,
+        web_url=web_url,
+        linked=linked,
+        link=link,
+    )
     unusable = _unusable(case)
     if unusable is not None:
         return unusable
@@ -141,6 +160,8 @@ def _case(
     *,
     now: datetime,
     web_url: str,
+    linked: bool = False,
+    link: CompletionLink | None = None,
 ) -> _Case:
     """Plan the completion (automatic mode, against ``badges``) and find its rule and names."""
     email = normalize_email(completion.email)
@@ -169,6 +190,8 @@ def _case(
         ledger=ledger,
         now=now,
         web_url=web_url,
+        linked=linked,
+        link=link,
     )
 
 
@@ -199,6 +222,8 @@ def _unusable(case: _Case) -> Explanation | None:
 def _from_badges(case: _Case, rule: BadgeRule) -> Explanation | None:
     """A badge issued for this very completion (``issued_at`` equal to ``completed_at``, to the
     second), or a renewal it caused, whatever the engine would decide today."""
+    if case.linked:
+        return _from_link(case)
     own = [b for b in case.badges if b.template_id == rule.template_id]
     direct = [b for b in own if same_second(b.issued_at, case.completed_at)]
     issued = max((b for b in direct if b.is_live), key=_newest, default=None)
@@ -217,6 +242,32 @@ def _from_badges(case: _Case, rule: BadgeRule) -> Explanation | None:
     if direct:
         return _where_the_chain_ended(case, direct)
     return None
+
+
+def _from_link(case: _Case) -> Explanation | None:
+    """The badge the completion → badge link gives this completion (the funnel's answer)."""
+    link = case.link
+    if link is None or not link.has_badge:
+        return None
+    by_id = case.by_id
+    end = by_id.get(link.badge_id or "")
+    root = by_id.get(link.root_id or "")
+    if end is None or root is None:
+        return None
+    if link.outcome == "renewed":
+        if not end.is_live:
+            return _where_the_chain_ended(case, [root])
+        expiry = day(end.expires_at) if end.expires_at else "no date"
+        sentence = (
+            f"{case.head} → the student's {case.template_name} badge (first issued "
+            f"{day(end.issued_at)}) was renewed: it now expires on {expiry}; it is "
+            f"{end.state}."
+        )
+        return case.live(end, VERDICT_RENEWED, sentence)
+    if root.is_live:
+        phrase = live_badge_phrase(root, case.completed_at, case.now)
+        return case.live(root, VERDICT_ISSUED, f"{case.head} → {phrase}.")
+    return _where_the_chain_ended(case, [root])
 
 
 def _where_the_chain_ended(case: _Case, direct: Sequence[IssuedBadge]) -> Explanation:

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from credly_ops.links import student_links
 from credly_ops.models import Completion, IssuedBadge, SuccessStatus, TemplateRef, normalize_email
 from credly_ops.profile.badges import earned_rows, table_enabled_value
 from credly_ops.profile.build import build_profile
@@ -79,7 +80,8 @@ def student_completions(store: Store, email: str) -> list[Completion]:
     rows = _records(
         store,
         "SELECT email, first_name, last_name, course_id, course_title, completed_at, status, "
-        "score FROM completions WHERE email = ? ORDER BY completed_at, course_id",
+        "score, coalesce(date_only, FALSE) AS date_only FROM completions WHERE email = ? "
+        "ORDER BY completed_at, course_id",
         [normalize_email(email)],
     )
     return [
@@ -93,6 +95,7 @@ def student_completions(store: Store, email: str) -> list[Completion]:
             completed_at=r["completed_at"],
             status=_status(r["status"]),
             score=r["score"],
+            date_only=bool(r["date_only"]),
         )
         for r in rows
     ]
@@ -164,6 +167,8 @@ def load_profile(
         templates = load_templates(store)
         ledger = student_ledger(store, key)
         enabled = badges_table_enabled(store)
+        with store.session() as cur:
+            links = student_links(cur, key)
     return build_profile(
         key,
         badges=badges,
@@ -174,4 +179,5 @@ def load_profile(
         table_enabled=enabled,
         web_url=web_url,
         now=now or utcnow(),
+        links=links,
     )

@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from credly_ops import funnel  # noqa: E402
-from credly_ops.store import MIGRATIONS, Store, to_db_time  # noqa: E402
+from credly_ops.schema import MIGRATIONS  # noqa: E402
+from credly_ops.store import Store, to_db_time  # noqa: E402
 
 BADGES = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
 COMPLETIONS = BADGES * 6 // 5

@@ -1,7 +1,9 @@
-"""The DuckDB cache: schema and migrations, connection handling, settings and the audit trail.
+"""The DuckDB cache: connection handling, settings and the audit trail (the tables and their
+migrations are :mod:`credly_ops.schema`).
 
 One piece on purpose: opening the file (lock waits, migrations, the organization check, a
-damaged file said plainly) is one sequence that every unit of work goes through once.
+damaged file said plainly) is one sequence that every unit of work goes through once; what it
+runs is in :mod:`credly_ops.schema`.
 
 Connection discipline (DuckDB lets one process at a time open a file for writing):
 
@@ -51,6 +53,7 @@ import duckdb
 
 from credly_ops.access import SYSTEM_ACTOR, Actor, Permission, require
 from credly_ops.config import ConfigError, default_db_path
+from credly_ops.schema import DATA_TABLES, migrate
 from credly_ops.timeutil import as_utc, utcnow
 
 #: a process that finds the file held tries again this often (jittered ±50 %, so two waiting
@@ -156,212 +159,6 @@ def unreadable_cache(path: Path, exc: BaseException) -> CacheUnreadable | None:
             "at a writable copy (" + _KEEP_IT + ")",
         )
     return None
-
-
-MIGRATIONS: tuple[tuple[int, str], ...] = (
-    (
-        1,
-        """
-        CREATE TABLE templates (
-            id VARCHAR PRIMARY KEY,
-            name VARCHAR NOT NULL,
-            state VARCHAR NOT NULL,
-            allow_duplicate_badges BOOLEAN NOT NULL DEFAULT FALSE,
-            description VARCHAR,
-            image_url VARCHAR,
-            url VARCHAR,
-            created_at TIMESTAMP,
-            updated_at TIMESTAMP,
-            synced_at TIMESTAMP NOT NULL
-        );
-        CREATE TABLE badges (
-            id VARCHAR PRIMARY KEY,
-            template_id VARCHAR NOT NULL,
-            template_name VARCHAR,
-            recipient_email VARCHAR NOT NULL,
-            first_name VARCHAR,
-            last_name VARCHAR,
-            issuer_earner_id VARCHAR,
-            state VARCHAR NOT NULL,
-            issued_at TIMESTAMP NOT NULL,
-            expires_at TIMESTAMP,
-            state_updated_at TIMESTAMP,
-            created_at TIMESTAMP,
-            updated_at TIMESTAMP,
-            badge_url VARCHAR,
-            accept_badge_url VARCHAR,
-            image_url VARCHAR,
-            replaces_badge_id VARCHAR,
-            replacement_badge_id VARCHAR,
-            suppress_notification BOOLEAN NOT NULL DEFAULT FALSE,
-            revocation_reason VARCHAR,
-            synced_at TIMESTAMP NOT NULL
-        );
-        CREATE TABLE syncs (
-            id INTEGER PRIMARY KEY,
-            kind VARCHAR NOT NULL,
-            started_at TIMESTAMP NOT NULL,
-            finished_at TIMESTAMP,
-            status VARCHAR NOT NULL,
-            templates INTEGER,
-            badges INTEGER,
-            changed INTEGER,
-            pages INTEGER,
-            high_water TIMESTAMP,
-            error VARCHAR
-        );
-        CREATE TABLE badge_snapshots (
-            sync_id INTEGER NOT NULL,
-            taken_at TIMESTAMP NOT NULL,
-            template_id VARCHAR NOT NULL,
-            state VARCHAR NOT NULL,
-            badges INTEGER NOT NULL
-        );
-        CREATE TABLE completions (
-            id VARCHAR PRIMARY KEY,
-            email VARCHAR NOT NULL,
-            first_name VARCHAR,
-            last_name VARCHAR,
-            course_id VARCHAR,
-            course_title VARCHAR,
-            completed_at TIMESTAMP NOT NULL,
-            status VARCHAR,
-            score DOUBLE,
-            source VARCHAR NOT NULL,
-            loaded_at TIMESTAMP NOT NULL
-        );
-        CREATE TABLE badge_rules (
-            course_id VARCHAR PRIMARY KEY,
-            course_title VARCHAR,
-            template_id VARCHAR NOT NULL,
-            template_name VARCHAR,
-            method VARCHAR NOT NULL,
-            expiration_months INTEGER NOT NULL DEFAULT 0,
-            expiration_days INTEGER NOT NULL DEFAULT 0,
-            require_pass BOOLEAN NOT NULL DEFAULT TRUE,
-            active_from TIMESTAMP,
-            updated_at TIMESTAMP NOT NULL,
-            updated_by VARCHAR NOT NULL
-        );
-        CREATE TABLE settings (
-            key VARCHAR PRIMARY KEY,
-            value VARCHAR,
-            updated_at TIMESTAMP NOT NULL,
-            updated_by VARCHAR NOT NULL
-        );
-        CREATE TABLE jobs (
-            id VARCHAR PRIMARY KEY,
-            kind VARCHAR NOT NULL,
-            created_at TIMESTAMP NOT NULL,
-            created_by VARCHAR NOT NULL,
-            source_name VARCHAR,
-            source_sha256 VARCHAR,
-            status VARCHAR NOT NULL,
-            options VARCHAR,
-            rows INTEGER NOT NULL DEFAULT 0,
-            started_at TIMESTAMP,
-            finished_at TIMESTAMP,
-            heartbeat_at TIMESTAMP
-        );
-        CREATE TABLE ledger (
-            job_id VARCHAR NOT NULL,
-            row_no INTEGER NOT NULL,
-            key VARCHAR NOT NULL,
-            email VARCHAR,
-            first_name VARCHAR,
-            last_name VARCHAR,
-            course_id VARCHAR,
-            course_title VARCHAR,
-            completed_at TIMESTAMP,
-            template_id VARCHAR,
-            outcome VARCHAR NOT NULL,
-            reason VARCHAR NOT NULL,
-            flags VARCHAR NOT NULL DEFAULT '',
-            issued_at TIMESTAMP,
-            expires_at TIMESTAMP,
-            target_badge_id VARCHAR,
-            status VARCHAR NOT NULL,
-            badge_id VARCHAR,
-            error_class VARCHAR,
-            error_message VARCHAR,
-            attempts INTEGER NOT NULL DEFAULT 0,
-            updated_at TIMESTAMP NOT NULL,
-            PRIMARY KEY (job_id, row_no)
-        );
-        CREATE SEQUENCE audit_seq START 1;
-        CREATE TABLE audit (
-            id BIGINT PRIMARY KEY DEFAULT nextval('audit_seq'),
-            occurred_at TIMESTAMP NOT NULL,
-            actor VARCHAR NOT NULL,
-            role VARCHAR,
-            action VARCHAR NOT NULL,
-            target VARCHAR,
-            job_id VARCHAR,
-            outcome VARCHAR NOT NULL,
-            detail VARCHAR
-        );
-        """,
-    ),
-    (
-        2,
-        """
-        CREATE INDEX badges_email ON badges (recipient_email);
-        CREATE INDEX badges_updated ON badges (updated_at);
-        CREATE INDEX completions_email ON completions (email);
-        CREATE INDEX ledger_key ON ledger (key);
-        """,
-    ),
-    (
-        3,
-        """
-        CREATE TABLE cache_identity (
-            id INTEGER PRIMARY KEY CHECK (id = 1),
-            environment VARCHAR NOT NULL,
-            organization_id VARCHAR NOT NULL,
-            api_url VARCHAR NOT NULL,
-            recorded_at TIMESTAMP NOT NULL,
-            how VARCHAR NOT NULL
-        );
-        """,
-    ),
-    (
-        4,
-        """
-        ALTER TABLE syncs ADD COLUMN heartbeat_at TIMESTAMP;
-        ALTER TABLE syncs ADD COLUMN runner VARCHAR;
-        ALTER TABLE syncs ADD COLUMN read INTEGER;
-        ALTER TABLE syncs ADD COLUMN removed INTEGER;
-        """,
-    ),
-    (
-        5,
-        # the ledger keeps what it needs to decide a row again at send time, and the plan's
-        # decision beside the latest one (credly_ops.ledger)
-        """
-        ALTER TABLE ledger ADD COLUMN date_only BOOLEAN DEFAULT FALSE;
-        ALTER TABLE ledger ADD COLUMN success_status VARCHAR;
-        ALTER TABLE ledger ADD COLUMN planned_outcome VARCHAR;
-        ALTER TABLE ledger ADD COLUMN planned_reason VARCHAR;
-        CREATE INDEX ledger_email ON ledger (email);
-        ALTER TABLE jobs ADD COLUMN runner VARCHAR;
-        """,
-    ),
-)
-
-#: tables whose rows mean a cache already holds an organization's data
-DATA_TABLES = (
-    "badges",
-    "templates",
-    "syncs",
-    "completions",
-    "badge_rules",
-    "jobs",
-    "ledger",
-    "audit",
-    "settings",
-)
-
-SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
 def to_db_time(value: datetime | None) -> datetime | None:
@@ -659,30 +456,3 @@ def check_identity(con: duckdb.DuckDBPyConnection, path: Path, identity: CacheId
         con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
-
-
-def migrate(con: duckdb.DuckDBPyConnection) -> int:
-    """Bring the schema to :data:`SCHEMA_VERSION`; returns the version found before."""
-    con.execute(
-        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
-        "applied_at TIMESTAMP NOT NULL)"
-    )
-    row = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
-    current = int(row[0]) if row else 0
-    for version, sql in MIGRATIONS:
-        if version <= current:
-            continue
-        con.execute("BEGIN TRANSACTION")
-        try:
-            for statement in _statements(sql):
-                con.execute(statement)
-            con.execute("INSERT INTO schema_version VALUES (?, ?)", [version, to_db_time(utcnow())])
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        con.execute("COMMIT")
-    return current
-
-
-def _statements(sql: str) -> list[str]:
-    return [s.strip() for s in sql.split(";") if s.strip()]

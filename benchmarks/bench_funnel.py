@@ -42,7 +42,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from credly_ops import funnel, links  # noqa: E402
-from credly_ops.store import MIGRATIONS, Store, to_db_time  # noqa: E402
+from credly_ops.schema import MIGRATIONS  # noqa: E402
+from credly_ops.store import Store, to_db_time  # noqa: E402
 
 ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
 SCALE = "--scale" in sys.argv[1:]

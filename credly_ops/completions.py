@@ -1,8 +1,10 @@
 """Completion files: CSV bytes in, completions and a report of bad rows out.
 
-One piece on purpose: the reader is the hot path of a 100,000-row upload, and its header
-resolution, time parsing (with its per-file cache of days and clocks) and row checks share
-compiled patterns and a single pass over the rows; split apart, each would re-walk the rows.
+This module reads the header and the rows, in one pass over the file; what it leans on lives
+beside it: :mod:`credly_ops.completion_bytes` (bytes to text, the delimiter, the file error),
+:mod:`credly_ops.completion_times` (the time formats, and the per-file cache of days and
+clocks) and :mod:`credly_ops.completion_cells` (email, status, score, names, a cell quoted in
+a message).
 
 A completion file is what a customer success manager uploads for a bulk issue: a Skilljar
 export or a sheet made by hand.  :func:`read_completions` turns its bytes into
@@ -37,8 +39,8 @@ What the reader accepts, and the decisions behind it:
   UTC day.
 * **Control characters.**  An email holding one (a NUL byte, a line break) is not an email
   address; a name holding one is an error of the row naming the field.
-* **Status.**  See :data:`STATUS_WORDS`; an empty cell is "no status", which counts as passed
-  downstream.
+* **Status.**  See :data:`credly_ops.completion_cells.STATUS_WORDS`; an empty cell is "no
+  status", which counts as passed downstream.
 * **Shape.**  Excel's trailing empty rows and columns are ignored; fully empty rows are skipped
   and not counted; a row with more non-empty fields than the header is a row error; a row with
   fewer is padded with empty cells.
@@ -50,35 +52,55 @@ What the reader accepts, and the decisions behind it:
 
 from __future__ import annotations
 
-import codecs
 import csv
 import gc
 import io
-import math
-import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime
 from operator import itemgetter
-from typing import Any, cast
+from typing import cast
 
+from credly_ops.completion_bytes import (
+    MB,
+    CompletionFileError,
+    decode_completion_bytes,
+    format_mb,
+    text_and_delimiter,
+)
+from credly_ops.completion_cells import (
+    EMAIL,
+    STATUS_WORDS,
+    is_email,
+    parse_score,
+    parse_status,
+    preview,
+    split_name,
+)
+from credly_ops.completion_times import TimeReader
 from credly_ops.models import (
-    CONTROL_CHARACTERS,
     Completion,
-    SuccessStatus,
     checked_completion,
     has_control_character,
 )
 from credly_ops.timeutil import as_utc, utcnow
 
-MB = 1024 * 1024
+__all__ = [
+    "COLUMN_ALIASES",
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_ROWS",
+    "MB",
+    "TEMPLATE_COLUMNS",
+    "CompletionFile",
+    "CompletionFileError",
+    "RejectedRow",
+    "RowError",
+    "read_completions",
+]
+
 DEFAULT_MAX_BYTES = 20 * MB
 DEFAULT_MAX_ROWS = 100_000
-#: how much of a bad cell a row error quotes
-VALUE_PREVIEW_CHARS = 80
-#: how much of the header line the delimiter count looks at
-_SNIFF_CHARS = 64 * 1024
 
 #: canonical field → the header names accepted for it, in the words people use
 COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
@@ -110,51 +132,6 @@ TEMPLATE_COLUMNS: tuple[str, ...] = (
     "status",
     "score",
 )
-
-#: words that mean passed / failed (compared lower-cased and trimmed)
-PASSED_WORDS: tuple[str, ...] = (
-    *("passed", "pass", "true", "yes", "y", "1"),
-    *("complete", "completed", "success", "successful"),
-)
-FAILED_WORDS: tuple[str, ...] = ("failed", "fail", "false", "no", "n", "0", "unsuccessful")
-#: status cell (lower-cased, trimmed) → status; an empty cell is ``None``
-STATUS_WORDS: dict[str, SuccessStatus] = {
-    **dict.fromkeys(PASSED_WORDS, SuccessStatus.PASSED),
-    **dict.fromkeys(FAILED_WORDS, SuccessStatus.FAILED),
-}
-
-_DATE_HINT = "use 2024-05-01, 2024-05-01 09:41:00, 2024-05-01T09:41:00Z or 05/01/2024 (month first)"
-
-_CONTROL = CONTROL_CHARACTERS
-_EMAIL = re.compile(rf"[^@\s{_CONTROL}]+@[^@\s.{_CONTROL}]+(?:\.[^@\s.{_CONTROL}]+)+")
-#: a time cell that gives a day and no time of day (``2024-05-01``, ``05/01/2024``, ``… UTC``)
-_BARE_DATE = re.compile(
-    r"(?:[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}|[0-9]{8}|[0-9]{1,2}/[0-9]{1,2}/(?:[0-9]{4}|[0-9]{2}))"
-    r"\s*(?:Z|UTC|GMT)?",
-    re.IGNORECASE,
-)
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_ZONE = r"\s*(?:(?P<utc>Z|UTC|GMT)|(?P<sign>[+-])(?P<oh>[0-9]{2}):?(?P<om>[0-9]{2}))?"
-_CLOCK = (
-    r"(?:(?:T|\s+)(?P<H>[0-9]{1,2}):(?P<M>[0-9]{2})"
-    r"(?::(?P<S>[0-9]{2})(?:[.,](?P<f>[0-9]+))?)?\s*(?P<ampm>[AaPp][Mm])?)?"
-)
-_ISO_TIME = re.compile(
-    r"(?P<y>[0-9]{4})-(?P<m>[0-9]{1,2})-(?P<d>[0-9]{1,2})" + _CLOCK + _ZONE, re.IGNORECASE
-)
-_US_TIME = re.compile(
-    r"(?P<m>[0-9]{1,2})/(?P<d>[0-9]{1,2})/(?P<y>[0-9]{4}|[0-9]{2})" + _CLOCK + _ZONE,
-    re.IGNORECASE,
-)
-_SEP_LINE = re.compile(r"sep=(.)\s*", re.IGNORECASE)
-
-
-class CompletionFileError(ValueError):
-    """The file as a whole cannot be read; ``message`` says why, in a sentence."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,264 +204,7 @@ _ALIAS_INDEX: dict[str, str] = {
 }
 
 
-def preview(value: str) -> str:
-    """A cell as it is safe to show in a message: one line, printable, at most 80 characters."""
-    text = value.strip()
-    if not text.isprintable():
-        text = "".join(ch if ch.isprintable() else "\N{REPLACEMENT CHARACTER}" for ch in text)
-    if len(text) > VALUE_PREVIEW_CHARS:
-        text = text[: VALUE_PREVIEW_CHARS - 1] + "…"
-    return text
-
-
-def is_email(value: str) -> bool:
-    """A pragmatic check: one ``@``, a local part, a dotted domain, no whitespace and no
-    control character (a NUL byte in an address must never reach Credly)."""
-    return _EMAIL.fullmatch(value) is not None
-
-
-def parse_status(value: str) -> SuccessStatus | None:
-    """``None`` for an empty cell; raises ``ValueError`` for a word not in :data:`STATUS_WORDS`."""
-    word = value.strip().lower()
-    if not word:
-        return None
-    try:
-        return STATUS_WORDS[word]
-    except KeyError:
-        raise ValueError(
-            f"'{preview(value)}' is not a status this reader understands; "
-            "use passed or failed, or leave the cell empty."
-        ) from None
-
-
-def parse_score(value: str, *, decimal_comma: bool = False) -> float | None:
-    """A number, optionally followed by ``%``; ``None`` for an empty cell.
-
-    With ``decimal_comma`` (semicolon files, written by European spreadsheets) ``87,5`` is 87.5.
-    """
-    text = value.strip()
-    if not text:
-        return None
-    if text.endswith("%"):
-        text = text[:-1].rstrip()
-    if decimal_comma and "," in text and "." not in text:
-        text = text.replace(",", ".", 1)
-    if _NUMBER.fullmatch(text) is None:
-        raise ValueError(f"'{preview(value)}' is not a number; a score looks like 85 or 85%.")
-    return float(text)
-
-
-def parse_completed_at(value: str) -> datetime:
-    """Parse a completion time (formats in the module docstring) to aware UTC.
-
-    Raises ``ValueError`` with a sentence that quotes the value.
-    """
-    text = value.strip()
-    if not text:
-        raise ValueError("The completion time is missing.")
-    moment = _us_time(text) if "/" in text else iso_time(text)
-    return moment if moment is not None else parse_time_by_pattern(value)
-
-
-def iso_time(text: str) -> datetime | None:
-    """An ISO 8601 time (``Z``, ``UTC`` and ``GMT`` read as +00:00) in UTC, or ``None``."""
-    iso = text[:-3].rstrip() if text[-3:].upper() in ("UTC", "GMT") else text
-    if iso[-1:] in ("Z", "z"):
-        iso = iso[:-1] + "+00:00"
-    try:
-        return as_utc(datetime.fromisoformat(iso))
-    except (ValueError, OverflowError):
-        return None
-
-
-def _us_time(text: str) -> datetime | None:
-    day, spaced, clock = text.partition(" ")
-    midnight = us_day(day)
-    if midnight is None:
-        return None
-    offset = us_clock(clock) if spaced else _MIDNIGHT
-    return None if offset is None else midnight + offset
-
-
-_MIDNIGHT = timedelta(0)
-
-
-def us_day(text: str) -> datetime | None:
-    """``5/1/2024``, ``05/01/2024`` or ``5/1/24`` as midnight UTC; ``None`` for anything else.
-
-    With :func:`us_clock`, the quick path for the shapes most US exports write; what either
-    refuses goes to :func:`parse_time_by_pattern`, which reads it or words the error, and what
-    they accept they read exactly as it does.
-    """
-    parts = text.split("/")
-    if len(parts) != 3:
-        return None
-    month, dom, year = parts
-    if len(year) == 2:
-        year = "20" + year
-    if not (0 < len(month) < 3 and 0 < len(dom) < 3 and len(year) == 4):
-        return None
-    digits = month + dom + year
-    if not (digits.isascii() and digits.isdigit()):
-        return None
-    try:
-        # fromisoformat is several times quicker than building the datetime from its parts
-        return datetime.fromisoformat(f"{year}-{month:0>2}-{dom:0>2}T00:00+00:00")
-    except ValueError:
-        return None
-
-
-def us_clock(text: str) -> timedelta | None:
-    """``9:41``, ``09:41`` or ``09:41:07`` as the time since midnight; ``None`` otherwise."""
-    parts = text.split(":")
-    if not (len(parts) in (2, 3) and 0 < len(parts[0]) < 3):
-        return None
-    if not all(len(part) == 2 for part in parts[1:]):
-        return None
-    digits = "".join(parts)
-    if not (digits.isascii() and digits.isdigit()):
-        return None
-    hours, minutes, seconds = int(parts[0]), int(parts[1]), int(parts[2]) if len(parts) == 3 else 0
-    if hours > 23 or minutes > 59 or seconds > 59:
-        return None
-    return timedelta(hours=hours, minutes=minutes, seconds=seconds)
-
-
-def parse_time_by_pattern(value: str) -> datetime:
-    """Read a time by the patterns of the module docstring (``fromisoformat`` aside).
-
-    Raises ``ValueError`` with a sentence that quotes the value.
-    """
-    text = value.strip()
-    match = _ISO_TIME.fullmatch(text) or _US_TIME.fullmatch(text)
-    if match is None:
-        raise ValueError(
-            f"'{preview(value)}' is not a date and time this reader understands; {_DATE_HINT}."
-        )
-    parts = match.groupdict()
-    year = int(parts["y"])
-    if len(parts["y"]) == 2:
-        year += 2000
-    hour = int(parts["H"] or 0)
-    ampm = parts["ampm"]
-    try:
-        if ampm:
-            if not 1 <= hour <= 12:
-                raise ValueError(f"hour {hour} does not go with {ampm.upper()}")
-            hour = hour % 12 + (12 if ampm.lower() == "pm" else 0)
-        fraction = parts["f"] or ""
-        tz = UTC
-        if parts["sign"]:
-            offset = timedelta(hours=int(parts["oh"]), minutes=int(parts["om"]))
-            tz = timezone(-offset if parts["sign"] == "-" else offset)
-        moment = datetime(
-            year,
-            int(parts["m"]),
-            int(parts["d"]),
-            hour,
-            int(parts["M"] or 0),
-            int(parts["S"] or 0),
-            int(fraction[:6].ljust(6, "0")) if fraction else 0,
-            tzinfo=tz,
-        )
-        return moment.astimezone(UTC)
-    except (ValueError, OverflowError) as exc:
-        raise ValueError(f"'{preview(value)}' is not a real date and time ({exc}).") from None
-
-
-def split_name(name: str) -> tuple[str, str]:
-    """``"Mary Ann Smith"`` → ``("Mary Ann", "Smith")``; a single word is the first name."""
-    parts = name.strip().rsplit(maxsplit=1)
-    if len(parts) == 2:
-        return parts[0].strip(), parts[1]
-    return (parts[0], "") if parts else ("", "")
-
-
-def sniff_delimiter(header_line: str) -> str:
-    """The most frequent of ``,`` ``;`` and tab outside double quotes; a comma on a tie."""
-    counts = {",": 0, ";": 0, "\t": 0}
-    quoted = False
-    for ch in header_line[:_SNIFF_CHARS]:
-        if ch == '"':
-            quoted = not quoted
-        elif not quoted and ch in counts:
-            counts[ch] += 1
-    return max(counts, key=counts.__getitem__)
-
-
-def _format_mb(size: int) -> str:
-    value = math.ceil(size * 10 / MB) / 10
-    return f"{value:g}" if value == int(value) else f"{value:.1f}"
-
-
 # --- decoding --------------------------------------------------------------------------------
-
-_BOM = codecs.BOM_UTF8
-
-
-#: how much of a file the UTF-16 test looks at
-_UTF16_SAMPLE = 4096
-
-
-def looks_like_utf16(data: bytes) -> bool:
-    """Whether bytes with no byte-order mark read as UTF-16: a CSV header is ASCII, so in
-    UTF-16 every other byte is zero (the odd ones little-endian, the even ones big-endian),
-    which UTF-8 text with a stray NUL never shows."""
-    sample = data[:_UTF16_SAMPLE]
-    if len(sample) < 4 or 0 not in sample:
-        return False
-    even, odd = sample[0::2], sample[1::2]
-    even_zeros, odd_zeros = even.count(0) / len(even), odd.count(0) / len(odd)
-    return max(even_zeros, odd_zeros) >= 0.5 and min(even_zeros, odd_zeros) <= 0.1
-
-
-def decode_completion_bytes(data: bytes, encoding: str | None = None) -> tuple[str, str]:
-    """Bytes → text and the codec used; refuses anything but UTF-8 unless told the encoding."""
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) and encoding is None:
-        raise CompletionFileError(
-            "The file is UTF-16 (Excel's 'Unicode Text'); save it as 'CSV UTF-8 (Comma "
-            "delimited)' and upload again."
-        )
-    if encoding is None and looks_like_utf16(data):
-        raise CompletionFileError(
-            "The file looks like UTF-16 without a byte-order mark (every other byte is empty); "
-            "save it as 'CSV UTF-8 (Comma delimited)' and upload again."
-        )
-    if data.startswith(b"PK\x03\x04"):
-        raise CompletionFileError(
-            "The file is an Excel workbook or another zip archive, not a CSV file; in Excel "
-            "choose Save As → 'CSV UTF-8 (Comma delimited)' and upload again."
-        )
-    codec = "utf-8"
-    if encoding is not None:
-        try:
-            codec = codecs.lookup(encoding).name
-        except LookupError:
-            raise CompletionFileError(
-                f"'{preview(encoding)}' is not an encoding this reader knows; "
-                "choose UTF-8 or Windows-1252."
-            ) from None
-    skip = len(_BOM) if data.startswith(_BOM) else 0
-    try:
-        text = data[skip:].decode(codec)
-    except UnicodeDecodeError as exc:
-        offset = skip + exc.start
-        if codec in ("utf-8", "utf-8-sig"):
-            raise CompletionFileError(
-                f"The file is not UTF-8 (first bad byte at offset {offset}); if it was saved "
-                "by Excel on Windows, choose Windows-1252 and upload again."
-            ) from None
-        name = "Windows-1252" if codec == "cp1252" else codec
-        raise CompletionFileError(
-            f"The file is not valid {name} (byte 0x{data[offset]:02X} at offset {offset} "
-            "has no character); choose the encoding it was saved in and upload again."
-        ) from None
-    except (UnicodeError, LookupError) as exc:
-        raise CompletionFileError(
-            f"The file cannot be read as {codec} ({preview(str(exc))}); "
-            "choose UTF-8 or Windows-1252."
-        ) from None
-    return text.removeprefix("\ufeff"), codec
 
 
 # --- the reader ------------------------------------------------------------------------------
@@ -506,14 +226,6 @@ class _Layout:
     def of(cls, width: int, headers: dict[str, str], index: dict[str, int]) -> _Layout:
         positions = [index.get(name, width) for name in _FIELDS]
         return cls(width=width, headers=headers, pick=itemgetter(*positions))
-
-
-def _first_line(text: str) -> str:
-    """The first line with something on it (the header, for the delimiter count)."""
-    for line in io.StringIO(text, newline=""):
-        if line.strip():
-            return line
-    return ""
 
 
 def _resolve_header(cells: list[str]) -> tuple[_Layout, list[str]]:
@@ -578,7 +290,7 @@ def read_completions(
     data = bytes(data)
     if len(data) > max_bytes:
         raise CompletionFileError(
-            f"The file is {_format_mb(len(data))} MB; the limit is {_format_mb(max_bytes)} MB."
+            f"The file is {format_mb(len(data))} MB; the limit is {format_mb(max_bytes)} MB."
         )
     if not data.strip():
         raise CompletionFileError("The file is empty.")
@@ -586,13 +298,7 @@ def read_completions(
     if not text.strip():
         raise CompletionFileError("The file is empty.")
 
-    delimiter = ""
-    end = text.find("\n")
-    sep = _SEP_LINE.fullmatch(text if end < 0 else text[:end])
-    if sep is not None and sep.group(1) in ",;\t|":
-        delimiter, text = sep.group(1), ("" if end < 0 else text[end + 1 :])
-    if not delimiter:
-        delimiter = sniff_delimiter(_first_line(text))
+    text, delimiter = text_and_delimiter(text)
 
     with _collector_paused():
         return _read_rows(
@@ -632,7 +338,7 @@ def _read_rows(
     ignored: list[str] = []
     row_number = 0
     rows_read = 0
-    times = _TimeReader(now)
+    times = TimeReader(now)
     decimal_comma = delimiter == ";"
     try:
         for cells in reader:
@@ -673,80 +379,11 @@ def _read_rows(
     )
 
 
-class _TimeReader:
-    """The completion times of one file, each distinct day and clock of a US time parsed once.
-
-    Most exports write a handful of distinct days and at most 86,400 distinct clocks, so a
-    100,000-row file costs two dictionary look-ups and an addition per row. Cells no quick path
-    reads (and every error) are remembered whole.
-    """
-
-    __slots__ = ("_bare", "_clocks", "_days", "_now", "_others")
-
-    def __init__(self, now: datetime) -> None:
-        self._now = now
-        self._days: dict[str, datetime | None] = {}
-        self._clocks: dict[str, timedelta | None] = {}
-        self._others: dict[str, datetime | str] = {}
-        self._bare: dict[str, bool] = {}
-
-    def date_only(self, text: str) -> bool:
-        """Whether a cell this reader read as a time gave a day and no time of day (it is then
-        midnight UTC of that day). A time with an offset but no clock is a definite moment."""
-        if ":" in text:
-            return False
-        known = self._bare.get(text)
-        if known is None:
-            known = self._bare[text] = _BARE_DATE.fullmatch(text) is not None
-        return known
-
-    def __call__(self, text: str) -> datetime | str:
-        """The parsed time of a trimmed cell, or the sentence saying why not."""
-        moment: datetime | None = None
-        if "/" in text:
-            day, spaced, clock = text.partition(" ")
-            midnight = self._days.get(day, _UNSEEN)
-            if midnight is _UNSEEN:
-                midnight = self._days[day] = us_day(day)
-            if midnight is not None:
-                offset: timedelta | None = _MIDNIGHT
-                if spaced:
-                    offset = self._clocks.get(clock, _UNSEEN)
-                    if offset is _UNSEEN:
-                        offset = self._clocks[clock] = us_clock(clock)
-                if offset is not None:
-                    moment = midnight + offset
-        elif text:
-            moment = iso_time(text)
-        if moment is None:
-            known = self._others.get(text)
-            if known is None:
-                known = self._others[text] = self._parse(text)
-            return known
-        return moment if moment <= self._now else self._future(text)
-
-    def _parse(self, text: str) -> datetime | str:
-        try:
-            moment = parse_completed_at(text)
-        except ValueError as exc:
-            return str(exc)
-        return moment if moment <= self._now else self._future(text)
-
-    def _future(self, text: str) -> str:
-        return (
-            f"'{preview(text)}' is in the future (it is now {self._now:%Y-%m-%d %H:%M} UTC); "
-            "a completion cannot happen later than now."
-        )
-
-
-_UNSEEN: Any = object()
-
-
 def _read_row(
     cells: list[str],
     row: int,
     layout: _Layout,
-    times: _TimeReader,
+    times: TimeReader,
     decimal_comma: bool,
 ) -> Completion | tuple[list[RowError], RejectedRow]:
     width = layout.width
@@ -779,7 +416,7 @@ def _read_row(
         or bad_score
         or not (course_id or course_title)
         or not email
-        or _EMAIL.fullmatch(email) is None
+        or EMAIL.fullmatch(email) is None
         or not _names_are_clean(first_name, last_name)
     ):
         errors = _row_errors(

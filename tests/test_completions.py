@@ -12,15 +12,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from credly_ops.completion_bytes import sniff_delimiter
+from credly_ops.completion_cells import split_name
+from credly_ops.completion_times import parse_completed_at, parse_time_by_pattern
 from credly_ops.completions import (
     MB,
     CompletionFile,
     CompletionFileError,
-    parse_completed_at,
-    parse_time_by_pattern,
     read_completions,
-    sniff_delimiter,
-    split_name,
 )
 from credly_ops.models import Completion, SuccessStatus
 

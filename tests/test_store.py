@@ -11,7 +11,8 @@ import duckdb
 import pytest
 
 from credly_ops.access import Actor, PermissionDenied, Role
-from credly_ops.store import MIGRATIONS, SCHEMA_VERSION, CacheBusy, Store, migrate
+from credly_ops.schema import MIGRATIONS, SCHEMA_VERSION, migrate
+from credly_ops.store import CacheBusy, Store
 
 ADMIN = Actor("tester", Role.ADMIN)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from credly_ops.completions import is_email
+from credly_ops.completion_cells import is_email
 from credly_ops.models import CONTROL_CHARACTERS, normalize_email
 from credly_ops.timeutil import parse_credly_time
 

@@ -1,6 +1,7 @@
-"""The end-to-end suite: the real app (``streamlit run``) on a free loopback port against the
-demo world, driven by Playwright in Debian's Chromium (``/usr/bin/chromium``; no browser is
-ever downloaded).  Without Chromium these tests skip and say why; CI installs it first.
+"""The end-to-end suite: the real app (``serve.py``: ``streamlit run``, as ``make run`` starts
+it) on a free loopback port against the demo world, driven by Playwright in Debian's Chromium
+(``/usr/bin/chromium``; no browser is ever downloaded).  Without Chromium these tests skip and
+say why; CI installs it first.
 
 A screenshot of every failing test lands in ``tests/e2e/artifacts/``.
 """
@@ -93,10 +94,7 @@ def start_app(
     proc = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(ROOT / "streamlit_app.py"),
+            str(ROOT / "serve.py"),  # what `make run` runs: `streamlit run streamlit_app.py`
             "--server.address",
             "127.0.0.1",
             "--server.port",

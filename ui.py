@@ -29,13 +29,14 @@ from credly_ops.config import (
     SkilljarNotConfigured,
     SkilljarSettings,
     load_settings,
-    load_skilljar_settings,
     read_secrets_file,
 )
 from credly_ops.logs import install_redaction
 from credly_ops.loopback import is_loopback
 
 if TYPE_CHECKING:
+    from credly_ops.autopilot import Wake
+
     # the cache, the sync and pandas load after the navigation is on screen (first paint)
     from credly_ops.health import HealthMonitor
     from credly_ops.workspace import Workspace
@@ -53,7 +54,41 @@ def workspace() -> Workspace:
     install_redaction([settings.api_token.get_secret_value()])
     ws = Workspace(settings)
     ws.start_demo_credly()
+    if settings.is_demo:
+        demo_autopilot(ws)
     return ws
+
+
+#: how often the demo's automatic issuer reads the demo Skilljar (a hint wakes it sooner)
+DEMO_AUTOPILOT_INTERVAL = 20.0
+
+
+@st.cache_resource
+def demo_autopilot(_ws: Workspace) -> Wake:
+    """In the demo, automatic issuing runs inside the app's process, as ``credly-ops autopilot
+    run`` would beside it: a background worker over the demo Skilljar and the demo Credly.
+    Returns what wakes it (the Autopilot page's "a student finishes a course now")."""
+    from credly_ops.access import SYSTEM_ACTOR
+    from credly_ops.autopilot import Wake, start_in_background
+    from credly_ops.autopilot.reading import completions_step, hinted
+
+    wake = Wake()
+    step: list[Callable[[], int]] = []
+
+    def read_completions() -> int:
+        if not step:  # the demo Skilljar starts with the first cycle, never with the page
+            step.append(completions_step(_ws, _ws.skilljar_client()))
+        return step[0]()
+
+    start_in_background(
+        _ws,
+        SYSTEM_ACTOR,
+        interval=DEMO_AUTOPILOT_INTERVAL,
+        read_completions=read_completions,
+        wake=wake,
+        hinted=hinted(_ws),
+    )
+    return wake
 
 
 @st.cache_resource
@@ -66,11 +101,12 @@ def health_monitor(_ws: Workspace) -> HealthMonitor:
     return HealthMonitor(lambda: run_configured_checks(_ws), max_age=300)
 
 
-def skilljar_settings() -> SkilljarSettings | SkilljarNotConfigured:
-    """Skilljar's settings for this server process; an unusable ``[skilljar]`` counts as not
-    configured, and says which key (never a secret) in what is missing."""
+def skilljar_settings(ws: Workspace) -> SkilljarSettings | SkilljarNotConfigured:
+    """Skilljar's settings for this server process (in the demo, the demo Skilljar's); an
+    unusable ``[skilljar]`` counts as not configured, and says which key (never a secret) in
+    what is missing."""
     try:
-        found = load_skilljar_settings()
+        found = ws.skilljar_settings()
     except ConfigError as exc:
         return SkilljarNotConfigured(missing=(f"a usable [skilljar] section: {exc}",))
     install_redaction(found.secrets())
@@ -81,7 +117,7 @@ def autopilot_line(ws: Workspace) -> None:
     """The sidebar's one line on automatic issuing, on every page."""
     from credly_ops.autopilot import autopilot_status
 
-    status = autopilot_status(ws.store, skilljar=skilljar_settings())
+    status = autopilot_status(ws.store, skilljar=skilljar_settings(ws))
     icon = {
         "off": ":material/power_off:",
         "paused": ":material/pause_circle:",

@@ -20,6 +20,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
@@ -329,10 +330,16 @@ def load_skilljar_settings(
     )
 
 
-def demo_skilljar_settings() -> SkilljarSettings:
-    """The embedded demo Skilljar's settings (public values that open only the local emulator)."""
+def demo_skilljar_settings(environ: Mapping[str, str] | None = None) -> SkilljarSettings:
+    """The embedded demo Skilljar's settings (public values that open only the local emulator).
+    ``SKILLJAR_API_URL`` may move it to another loopback port (two demos side by side, tests)."""
+    environ = os.environ if environ is None else environ
+    url = (environ.get(_SKILLJAR_ENV_VARS["api_url"]) or DEMO_SKILLJAR_API_URL).strip().rstrip("/")
+    host = urlsplit(url).hostname or ""
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise ConfigError(f"the demo Skilljar listens on a loopback address only; got {url[:60]!r}")
     return SkilljarSettings(
-        api_url=DEMO_SKILLJAR_API_URL,
+        api_url=url,
         client_id=DEMO_SKILLJAR_CLIENT_ID,
         client_secret=SecretStr(DEMO_SKILLJAR_CLIENT_SECRET),
         webhook_secret=SecretStr(DEMO_SKILLJAR_WEBHOOK_SECRET),

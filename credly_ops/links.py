@@ -366,6 +366,14 @@ def rebuild(cur: duckdb.DuckDBPyConnection) -> int:
     return relink(cur, None)
 
 
+def link_stamp(cur: duckdb.DuckDBPyConnection) -> str:
+    """A short text that changes whenever the link does (rows relinked, added or removed): what
+    a page keys its cached reads by, so a badge issued by another process shows at once."""
+    rows = cur.execute("SELECT count(*), max(linked_at) FROM completion_links").fetchall()
+    count, latest = rows[0] if rows else (0, None)
+    return f"{count}:{latest.isoformat() if latest else '-'}"
+
+
 def linked_at(cur: duckdb.DuckDBPyConnection) -> datetime | None:
     rows = cur.execute("SELECT max(linked_at) FROM completion_links").fetchall()
     return rows[0][0] if rows else None

@@ -106,7 +106,7 @@ class Workspace:
         if self.settings.is_demo and settings == demo_skilljar_settings():
             from credly_ops.emulators.embedded import ensure_demo_skilljar
 
-            ensure_demo_skilljar(self.data_dir)
+            ensure_demo_skilljar(self.data_dir, settings.api_url)
         return SkilljarClient.from_settings(settings, **kw)
 
     def start_demo_credly(self) -> None:

@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import ui
-from credly_ops import charts, funnel
+from credly_ops import charts, funnel, links
 from credly_ops.access import Permission
 from credly_ops.exports import to_csv_bytes
 from credly_ops.funnel import FunnelFilter, FunnelReport, FunnelSummary
@@ -140,8 +140,11 @@ st.caption(
     "with the camera icon in its toolbar; each table has a CSV download."
 )
 ws = ui.workspace()
-db = str(ws.settings.db_path)
 try:
+    # the cached reads are keyed by the file and the link's stamp: a badge issued by another
+    # process (the automatic issuer, a CLI job) shows on the next run, not after the TTL
+    with ws.store.session() as cur:
+        db = f"{ws.settings.db_path}@{links.link_stamp(cur)}"
     options = load_options(db)
     completions_cached, badges_cached = load_counts(db)
 except CacheBusy as exc:

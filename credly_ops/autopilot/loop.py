@@ -91,8 +91,10 @@ def run_forever(
     on_cycle: Callable[[CycleResult], None] | None = None,
     on_unavailable: Callable[[CycleUnavailable], None] | None = None,
     client_options: Mapping[str, Any] | None = None,
+    hinted: Callable[[], bool] | None = None,
 ) -> None:
-    """Cycle until ``stop`` is set (see the module docstring)."""
+    """Cycle until ``stop`` is set (see the module docstring).  ``hinted`` is asked while
+    waiting, so webhook deliveries spooled by another process start the next cycle sooner."""
     if interval <= 0:
         raise ValueError("the interval must be a positive number of seconds")
     beat = Heartbeat(ws)
@@ -125,6 +127,8 @@ def run_forever(
                 left = deadline - time.monotonic()
                 if left <= 0 or wake.wait(min(left, POLL_SECONDS)):
                     break
+                if hinted is not None and hinted():
+                    break
     finally:
         beat.close()
 
@@ -137,6 +141,7 @@ def start_in_background(
     read_completions: Callable[[], int] | None,
     wake: Wake,
     shadow: bool | None = None,
+    hinted: Callable[[], bool] | None = None,
 ) -> tuple[threading.Thread, threading.Event]:
     """:func:`run_forever` in a daemon thread of this process (the demo's worker); returns the
     thread and the event that stops it."""
@@ -150,6 +155,7 @@ def start_in_background(
             "read_completions": read_completions,
             "wake": wake,
             "stop": stop,
+            "hinted": hinted,
         },
         name="autopilot-worker",
         daemon=True,

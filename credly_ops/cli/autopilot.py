@@ -18,20 +18,19 @@ counts. ``pause [--reason TEXT]`` and ``resume`` are an admin's, and audited.
 
 from __future__ import annotations
 
-import importlib
 import signal
 import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
 from credly_ops.cli.context import CommandLine, pass_command_line
 from credly_ops.cli.exits import ExitCode
 from credly_ops.cli.output import error, print_json, print_json_line, say
-from credly_ops.config import SkilljarSettings, load_skilljar_settings
+from credly_ops.config import SkilljarSettings
 from credly_ops.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -47,24 +46,20 @@ def command() -> None:
     """The group: ``run``, ``status``, ``pause`` and ``resume`` do the work."""
 
 
-def completions_reader(ws: Workspace, skilljar: SkilljarSettings) -> Callable[[], int]:
-    """The cycle's completions step: the Skilljar completions sync into this cache; returns
-    how many completions are new. Raises ``CycleUnavailable`` when this build has no
-    completions sync."""
+def completions_reader(ws: Workspace) -> Callable[[], int]:
+    """The cycle's completions step (webhook hints, then the incremental read); raises
+    ``CycleUnavailable`` when Skilljar is not configured."""
     from credly_ops.autopilot.cycle import CycleUnavailable
+    from credly_ops.autopilot.reading import completions_step
 
-    try:
-        module: Any = importlib.import_module("credly_ops.completions_sync")
-    except ImportError:
+    skilljar = ws.skilljar_settings()
+    if not isinstance(skilljar, SkilljarSettings):
         raise CycleUnavailable(
-            "skilljar", "this build cannot read completions from Skilljar (no completions sync)"
-        ) from None
-    client = module.skilljar_client(skilljar)
-
-    def read() -> int:
-        return int(module.sync_completions(ws.store, client).new)
-
-    return read
+            "skilljar",
+            "automatic issuing is off: Skilljar is not configured "
+            f"(missing {' and '.join(skilljar.missing)})",
+        )
+    return completions_step(ws, ws.skilljar_client())
 
 
 def exit_code(result: CycleResult) -> ExitCode:
@@ -106,17 +101,11 @@ def _say_cycle(result: CycleResult) -> None:
 @pass_command_line
 def run(cl: CommandLine, once: bool, shadow: bool, interval: float, as_json: bool) -> ExitCode:
     from credly_ops.autopilot import CycleUnavailable, Wake, run_cycle, run_forever
+    from credly_ops.autopilot.reading import hinted
 
-    skilljar = load_skilljar_settings()
-    if not isinstance(skilljar, SkilljarSettings):
-        error(
-            "credly-ops autopilot run: automatic issuing is off: Skilljar is not configured "
-            f"(missing {' and '.join(skilljar.missing)})"
-        )
-        return ExitCode.UNUSABLE
     ws = cl.workspace()
     try:
-        reader = completions_reader(ws, skilljar)
+        reader = completions_reader(ws)
     except CycleUnavailable as exc:
         error(f"credly-ops autopilot run: {exc}")
         return ExitCode.UNUSABLE
@@ -162,6 +151,7 @@ def run(cl: CommandLine, once: bool, shadow: bool, interval: float, as_json: boo
             stop=stop,
             on_cycle=show,
             on_unavailable=lambda exc: error(f"credly-ops autopilot run: {exc}"),
+            hinted=hinted(ws),
         )
     finally:
         for s, handler in previous.items():
@@ -181,7 +171,8 @@ def status(cl: CommandLine, as_json: bool) -> ExitCode:
     from credly_ops.autopilot import autopilot_status
     from credly_ops.autopilot.status import lag_text
 
-    info = autopilot_status(cl.workspace().store, skilljar=load_skilljar_settings())
+    ws = cl.workspace()
+    info = autopilot_status(ws.store, skilljar=ws.skilljar_settings())
     if as_json:
         print_json(info.as_json())
         return ExitCode.OK

@@ -71,11 +71,13 @@ def start_app(
     """Build the demo into ``tmp`` and serve the app from ``cwd``, whose ``.streamlit/`` holds
     the config and secrets it runs with."""
     emulator_port, app_port = free_port(), port or free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CREDLY_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CREDLY_", "SKILLJAR_"))}
     env.update(
         {
             "CREDLY_ENV": "demo",
             "CREDLY_API_URL": f"http://127.0.0.1:{emulator_port}/v1",
+            # the demo Skilljar on a port of its own too (no clash with a `make run` nearby)
+            "SKILLJAR_API_URL": f"http://127.0.0.1:{free_port()}",
             "CREDLY_OPS_DB": str(tmp / "credly_ops.duckdb"),
             "PYTHONUNBUFFERED": "1",
         }

@@ -13,7 +13,7 @@ import pytest
 
 from credly_ops.access import SYSTEM_ACTOR
 from credly_ops.config import DEMO_ORG_ID, SkilljarNotConfigured
-from credly_ops.health import HealthMonitor, Status, exit_code, overall, run_checks, sources
+from credly_ops.health import HealthMonitor, Status, exit_code, overall, run_checks
 from credly_ops.health import checks as pure
 from credly_ops.health.checks import Check
 from credly_ops.health.gather import SETTING_SYNC_SCHEDULE, HealthReport
@@ -261,24 +261,34 @@ def test_overall_and_exit_codes() -> None:
     assert [exit_code(s) for s in Status] == [0, 1, 2]
 
 
-def test_registered_sources_run_only_when_their_module_exists(
-    healthy, monkeypatch: pytest.MonkeyPatch
+def test_automatic_issuing_and_the_webhook_are_checked_where_skilljar_is_configured(
+    healthy,
 ) -> None:
-    monkeypatch.setattr(sources, "_SOURCES", [])
+    from pydantic import SecretStr
 
-    def broken(ctx: sources.HealthContext) -> Check:
-        raise RuntimeError("bug")
+    from credly_ops.autopilot import pause, resume
+    from credly_ops.config import SkilljarSettings
+    from credly_ops.health.gather import integration_checks
 
-    sources.register(
-        sources.Source("credly_ops.health", lambda ctx: pure.check_autopilot(True, "cap", None))
+    skilljar = SkilljarSettings(
+        api_url="http://127.0.0.1:9",
+        client_id="id",
+        client_secret=SecretStr("client-secret-value"),
+        webhook_secret=SecretStr("webhook-secret-value"),
     )
-    sources.register(sources.Source("credly_ops.no_such_module", broken, name="webhook"))
-    sources.register(sources.Source("credly_ops.renewals", broken, name="renewals_feed"))
-    report = by_name(run_checks(healthy, NO_SKILLJAR))
-    assert report["automatic_issuing"].status is Status.FAIL
-    assert "webhook" not in report
-    assert report["renewals_feed"].status is Status.WARN
-    assert "RuntimeError" in report["renewals_feed"].detail
+    assert integration_checks(healthy, NO_SKILLJAR, now=utcnow()) == []
+    checks = {c.name: c for c in integration_checks(healthy, skilljar, now=utcnow())}
+    assert checks["automatic_issuing"].status is Status.OK
+    assert checks["webhook"].status is Status.WARN  # a secret, and no delivery yet
+    pause(healthy.store, SYSTEM_ACTOR, "the hourly cap was reached")
+    checks = {c.name: c for c in integration_checks(healthy, skilljar, now=utcnow())}
+    assert checks["automatic_issuing"].status is Status.FAIL
+    assert "the hourly cap was reached" in checks["automatic_issuing"].detail
+    resume(healthy.store, SYSTEM_ACTOR)
+    without_hook = skilljar.model_copy(update={"webhook_secret": None})
+    checks = {c.name: c for c in integration_checks(healthy, without_hook, now=utcnow())}
+    assert checks["webhook"].status is Status.OK
+    assert checks["automatic_issuing"].status is Status.OK
 
 
 def test_the_monitor_answers_at_once_and_refreshes_in_the_background() -> None:

@@ -4,9 +4,8 @@ what to do, for the Health page, the sidebar's one line and ``credly-ops doctor`
 The package::
 
     checks.py    pure: one function per check over small values, Check, Status, overall()
-    gather.py    reads Credly, Skilljar and the cache, runs every check: run_checks()
-    sources.py   the registry of checks whose data lives in other modules (automatic issuing,
-                 the webhook), included only when that module exists
+    gather.py    reads Credly, Skilljar, automatic issuing, the webhook's deliveries and the
+                 cache, runs every check: run_checks()
     monitor.py   the last report, refreshed in a background thread (the app's sidebar never
                  waits for the network)
 """

@@ -334,7 +334,7 @@ def check_cache_organization(
     return Check(name, Status.OK, mirrors)
 
 
-# -- the parallel work's checks: pure, wired by the registry (credly_ops.health.sources) ---
+# -- automatic issuing and the webhook (read by credly_ops.health.gather) ---
 
 
 def check_autopilot(paused: bool, reason: str | None, lag: timedelta | None) -> Check:

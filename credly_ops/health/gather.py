@@ -26,6 +26,7 @@ from credly_ops.health.checks import (
     BUSY_COURSE_WINDOW,
     Check,
     Status,
+    check_autopilot,
     check_cache_organization,
     check_credly_token,
     check_failed_rows,
@@ -34,9 +35,9 @@ from credly_ops.health.checks import (
     check_skilljar,
     check_sync_freshness,
     check_unmapped_courses,
+    check_webhook,
     overall,
 )
-from credly_ops.health.sources import HealthContext, optional_checks
 from credly_ops.models import AuthorizationToken, BadgeRule, BadgeTemplate
 from credly_ops.rules import load_rules, load_templates
 from credly_ops.store import Store, from_db_time, to_db_time
@@ -199,6 +200,24 @@ def _cache_checks(
     ]
 
 
+def integration_checks(
+    ws: Workspace, skilljar: SkilljarSettings | SkilljarNotConfigured, *, now: datetime
+) -> list[Check]:
+    """Automatic issuing (paused, or lagging) and the webhook's last delivery — only where
+    Skilljar is configured: without it, automatic issuing is off and says so on its page."""
+    if not isinstance(skilljar, SkilljarSettings):
+        return []
+    from credly_ops.autopilot import autopilot_status
+    from credly_ops.hooks import last_delivery
+
+    status = autopilot_status(ws.store, skilljar=skilljar, now=now)
+    lag = None if status.lag_seconds is None else timedelta(seconds=status.lag_seconds)
+    return [
+        check_autopilot(status.state.paused, status.state.pause_reason, lag),
+        check_webhook(skilljar.webhook_secret is not None, last_delivery(ws.store), now=now),
+    ]
+
+
 def run_checks(
     ws: Workspace,
     skilljar: SkilljarSettings | SkilljarNotConfigured,
@@ -240,17 +259,15 @@ def run_checks(
         if courses is not None:
             checks.append(check_rule_courses(rules, courses))
         checks.extend(_cache_checks(ws, rules, now=moment, schedule=schedule))
-    checks.extend(optional_checks(HealthContext(ws, moment)))
+        checks.extend(integration_checks(ws, skilljar, now=moment))
     return HealthReport(moment, tuple(checks))
 
 
 def run_configured_checks(ws: Workspace, *, schedule: timedelta | None = None) -> HealthReport:
     """:func:`run_checks` with Skilljar as configured; an unusable ``[skilljar]`` is a failing
     check, not an error (what the app's monitor runs)."""
-    from credly_ops.config import load_skilljar_settings
-
     try:
-        skilljar = load_skilljar_settings()
+        skilljar = ws.skilljar_settings()
     except ConfigError as exc:
         report = run_checks(ws, SkilljarNotConfigured(missing=()), schedule=schedule)
         broken = Check(

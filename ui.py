@@ -28,6 +28,7 @@ from credly_ops.config import (
     Settings,
     SkilljarNotConfigured,
     SkilljarSettings,
+    demo_autopilot_enabled,
     load_settings,
     read_secrets_file,
 )
@@ -54,7 +55,7 @@ def workspace() -> Workspace:
     install_redaction([settings.api_token.get_secret_value()])
     ws = Workspace(settings)
     ws.start_demo_credly()
-    if settings.is_demo:
+    if settings.is_demo and demo_autopilot_enabled():
         demo_autopilot(ws)
     return ws
 
@@ -101,12 +102,13 @@ def health_monitor(_ws: Workspace) -> HealthMonitor:
     return HealthMonitor(lambda: run_configured_checks(_ws), max_age=300)
 
 
-def skilljar_settings(ws: Workspace) -> SkilljarSettings | SkilljarNotConfigured:
+@st.cache_resource
+def skilljar_settings(_ws: Workspace) -> SkilljarSettings | SkilljarNotConfigured:
     """Skilljar's settings for this server process (in the demo, the demo Skilljar's); an
     unusable ``[skilljar]`` counts as not configured, and says which key (never a secret) in
     what is missing."""
     try:
-        found = ws.skilljar_settings()
+        found = _ws.skilljar_settings()
     except ConfigError as exc:
         return SkilljarNotConfigured(missing=(f"a usable [skilljar] section: {exc}",))
     install_redaction(found.secrets())
@@ -301,8 +303,12 @@ def ago(moment: datetime | None) -> str:
 
 def run_sync(ws: Workspace, *, full: bool = False) -> None:
     """Sync with a progress bar; the outcome is kept for the next run of the script to show."""
+    import time
+
+    from credly_ops.issuance.upload import WAIT_FOR_SYNC_SECONDS
     from credly_ops.store import CacheBusy
     from credly_ops.sync import sync
+    from credly_ops.sync_history import SyncRunning
 
     bar = st.sidebar.progress(0.0, text="Syncing with Credly…")
 
@@ -310,9 +316,20 @@ def run_sync(ws: Workspace, *, full: bool = False) -> None:
         fraction = min(done / total, 1.0) if total else min(0.05 + done / 200_000, 0.95)
         bar.progress(fraction, text=message)
 
+    deadline = time.monotonic() + WAIT_FOR_SYNC_SECONDS
     try:
-        with ws.client() as client:
-            result = sync(client, ws.store, full=full, actor=current_actor(), progress=progress)
+        while True:  # a sync already running (automatic issuing's, a cron's): wait, then ours
+            try:
+                with ws.client() as client:
+                    result = sync(
+                        client, ws.store, full=full, actor=current_actor(), progress=progress
+                    )
+                break
+            except SyncRunning:
+                if time.monotonic() >= deadline:
+                    raise
+                bar.progress(0.02, text="Another sync is running; waiting for it to finish…")
+                time.sleep(1.0)
     except CacheBusy as exc:
         st.session_state["sync_outcome"] = ("error", str(exc))
     except Exception as exc:

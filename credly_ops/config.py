@@ -90,6 +90,17 @@ class Settings(BaseModel):
         }
 
 
+DEMO_AUTOPILOT_VAR = "CREDLY_OPS_DEMO_AUTOPILOT"
+
+
+def demo_autopilot_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the demo app runs automatic issuing in its own process (on unless
+    ``CREDLY_OPS_DEMO_AUTOPILOT`` is ``0``, ``false``, ``no`` or ``off``)."""
+    environ = os.environ if environ is None else environ
+    value = environ.get(DEMO_AUTOPILOT_VAR, "").strip().lower()
+    return value not in ("0", "false", "no", "off")
+
+
 def default_db_path(env: Environment | str, org_id: str) -> Path:
     """The cache file used when none is named: one per environment and organization."""
     environment = Environment(env)

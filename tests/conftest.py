@@ -21,6 +21,9 @@ def _hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for key in list(os.environ):
         if key.startswith(("CREDLY_", "SKILLJAR_")):
             monkeypatch.delenv(key)
+    # the demo app's in-process automatic issuer is tested on its own (and in the browser
+    # suite): page tests on a demo workspace do not start one behind their backs
+    monkeypatch.setenv(config.DEMO_AUTOPILOT_VAR, "0")
     monkeypatch.setattr(config, "DEFAULT_SECRETS_PATH", tmp_path / "absent-secrets.toml")
 
 

@@ -11,6 +11,7 @@ decided and are sent by the next start) and records what it did. The worker's he
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
@@ -30,6 +31,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_INTERVAL = 300.0
 #: how often the waiting loop looks at ``stop`` and the wake-up
 POLL_SECONDS = 0.25
+#: how long a process's exit waits for its worker to finish the requests in flight
+STOP_WAIT_SECONDS = 15.0
 
 
 class Wake:
@@ -161,4 +164,12 @@ def start_in_background(
         daemon=True,
     )
     thread.start()
+    atexit.register(_stop_and_wait, thread, stop)
     return thread, stop
+
+
+def _stop_and_wait(thread: threading.Thread, stop: threading.Event) -> None:
+    """At the process's exit: stop after the requests in flight, rather than be cut down
+    inside the cache file."""
+    stop.set()
+    thread.join(timeout=STOP_WAIT_SECONDS)

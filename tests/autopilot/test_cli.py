@@ -62,7 +62,7 @@ def skilljar_configured(monkeypatch, arriving) -> None:
     monkeypatch.setenv("SKILLJAR_CLIENT_ID", "client-1")
     monkeypatch.setenv("SKILLJAR_CLIENT_SECRET", "sj-secret-value-123")
 
-    def reader(ws, settings):
+    def reader(ws):
         def read() -> int:
             new = list(arriving)
             arriving.clear()
